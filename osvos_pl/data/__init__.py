@@ -1,0 +1,1 @@
+"""DAVIS reading, the generated default dataset, augmentation and the DataModule."""

@@ -1,0 +1,41 @@
+"""Shared fixtures: the real DAVIS sample and VGG16 weights from ../shared.
+
+Outside this workplace ../shared may be absent: tests that need it skip with a reason,
+except under CI (CI=true), where a missing ../shared is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("OSVOS_SHARED", REPO.parent / "shared"))
+
+
+def _shared_path(rel: str) -> Path:
+    path = SHARED / rel
+    if not path.exists():
+        msg = f"{path} is missing (the shared sample data / weights beside the checkout)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{msg}; under CI it must be present")
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def davis_sample() -> Path:
+    """Root of the real DAVIS 2016 sample (blackswan, car-shadow), DAVIS layout."""
+    return _shared_path("data/davis-sample")
+
+
+@pytest.fixture(scope="session")
+def vgg_weights() -> Path:
+    """Real ImageNet VGG16 conv weights in torchvision key format."""
+    return _shared_path("weights/vgg16_imagenet_features_torchvision.pth")
