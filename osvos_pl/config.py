@@ -1,0 +1,31 @@
+"""Locating conf/ (checkout or wheel) and the OmegaConf resolvers the configs use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def config_dir() -> str:
+    """``conf/`` inside an installed wheel, else the checkout's top-level ``conf/``."""
+    for candidate in (_PACKAGE / "conf", _PACKAGE.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return str(candidate)
+    raise FileNotFoundError(
+        f"cannot find the Hydra configs: neither {_PACKAGE / 'conf'} nor {_PACKAGE.parent / 'conf'} "
+        "holds config.yaml — reinstall osvos-pl"
+    )
+
+
+def register_resolvers() -> None:
+    """``${osvos.is_set:x}`` → x is not null; ``${osvos.if_none:x,a,b}`` → a if x is null else b."""
+    if not OmegaConf.has_resolver("osvos.is_set"):
+        OmegaConf.register_new_resolver("osvos.is_set", lambda x: x is not None)
+    if not OmegaConf.has_resolver("osvos.if_none"):
+        OmegaConf.register_new_resolver("osvos.if_none", lambda x, a, b: a if x is None else b)
+
+
+register_resolvers()

@@ -1,0 +1,127 @@
+"""DAVISDataModule: one object that turns ``data.*`` config into the loaders every stage uses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+
+import pytorch_lightning as pl
+from torch.utils.data import ConcatDataset, DataLoader
+
+from osvos_pl.data.datasets import FirstFrames, SequenceFrames, TrainFrames
+from osvos_pl.data.davis import DAVISIndex
+from osvos_pl.data.generated import GeneratedSpec, ensure_generated
+from osvos_pl.data.masks import validate_sequence
+from osvos_pl.data.transforms import Normalization, get_normalization
+
+
+class DAVISDataModule(pl.LightningDataModule):
+    """Streams DAVIS frames from disk through worker processes; never loads the dataset.
+
+    ``root=None`` uses the generated default dataset (written once under ``cache_dir``).
+    ``sequences`` (explicit names) overrides ``eval_split`` for the evaluated/online sequences;
+    ``train_sequences`` overrides ``train_split``.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        year: int = 2016,
+        resolution: str = "480p",
+        train_split: str | None = "train",
+        eval_split: str | None = "val",
+        sequences: Sequence[str] | None = None,
+        train_sequences: Sequence[str] | None = None,
+        scale: float = 1.0,
+        batch_size: int = 1,
+        eval_batch_size: int = 4,
+        num_workers: int = 2,
+        augment: str = "paper",
+        normalization: str = "imagenet",
+        validate: str = "full",
+        target: str = "mask",
+        cache_dir: str = "~/.cache/osvos_pl",
+        generated: dict | None = None,
+    ):
+        super().__init__()
+        self.root, self.year, self.resolution = root, int(year), resolution
+        self.train_split, self.eval_split = train_split, eval_split
+        self.sequences = list(sequences) if sequences else None
+        self.train_sequences = list(train_sequences) if train_sequences else None
+        self.scale, self.batch_size, self.eval_batch_size = float(scale), batch_size, eval_batch_size
+        self.num_workers, self.augment, self.target = num_workers, augment, target
+        self.normalization_name, self.validate = normalization, validate
+        self.cache_dir, self.generated_spec = cache_dir, dict(generated or {})
+
+    @cached_property
+    def index(self) -> DAVISIndex:
+        root = self.root
+        if root is None:
+            spec = GeneratedSpec(year=self.year, **self.generated_spec)
+            root = ensure_generated(self.cache_dir, spec)
+        return DAVISIndex(root, self.resolution, self.year)
+
+    @property
+    def data_root(self) -> Path:
+        return self.index.root
+
+    @property
+    def normalization(self) -> Normalization:
+        return get_normalization(self.normalization_name)
+
+    def train_names(self) -> list[str]:
+        return self.index.resolve(self.train_sequences, self.train_split)
+
+    def eval_names(self) -> list[str]:
+        return self.index.resolve(self.sequences, self.eval_split)
+
+    def check(self, names: Sequence[str], require_masks: str, first_mask_nonempty: bool) -> None:
+        """Validate sequences before any training (see ``validate_sequence``)."""
+        if self.validate == "none":
+            return
+        for name in names:
+            validate_sequence(
+                self.index.sequence(name), self.year, require_masks=require_masks,
+                decode=self.validate == "full", first_mask_nonempty=first_mask_nonempty,
+            )
+
+    def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0 and shuffle, pin_memory=False,
+            drop_last=False,
+        )
+
+    # Sampler 1: every annotated frame of the training sequences (parent / contour).
+    def train_dataloader(self) -> DataLoader:
+        ds = TrainFrames(
+            self.index, self.train_names(), self.normalization, self.scale, self.augment,
+            self.target,
+        )
+        return self._loader(ds, self.batch_size, shuffle=True)
+
+    # Sampler 3, over the held-out sequences: every frame in order (evaluation in the loop).
+    def val_dataloader(self) -> DataLoader:
+        names = self.eval_names()
+        ds = ConcatDataset([
+            SequenceFrames(self.index, n, self.normalization, self.scale, labels=True, seq_id=k)
+            for k, n in enumerate(names)
+        ])
+        return self._loader(ds, 1, shuffle=False)
+
+    # Sampler 2: frame 0 (and any extra annotated frames) of one sequence, repeated (online).
+    def first_frames(
+        self, name: str, length: int, object_id: int | None = None,
+        frame_ids: Sequence[int] = (0,), augment: str | None = None, seed: int = 0,
+    ) -> FirstFrames:
+        return FirstFrames(
+            self.index, name, self.normalization, length, object_id, frame_ids, self.scale,
+            augment or self.augment, seed,
+        )
+
+    def sequence_dataset(self, name: str) -> SequenceFrames:
+        return SequenceFrames(self.index, name, self.normalization, self.scale)
+
+    def sequence_dataloader(self, name: str) -> DataLoader:
+        return self._loader(self.sequence_dataset(name), self.eval_batch_size, shuffle=False)

@@ -1,0 +1,168 @@
+"""The three frame samplers OSVOS needs, each a torch Dataset that decodes from disk on demand.
+
+- ``TrainFrames``: every annotated frame of the training sequences (parent / contour training).
+- ``FirstFrames``: the annotated frame(s) of one test sequence, augmented, repeated for as many
+  samples as fine-tuning takes (online). The few frames are decoded once, and with the paper's
+  fixed augmentation set all 6 versions are precomputed once per sequence.
+- ``SequenceFrames``: every frame of one sequence in order (evaluation / prediction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from osvos_pl.data.davis import DAVISIndex, VideoSequence
+from osvos_pl.data.io import read_image, read_mask
+from osvos_pl.data.masks import binary_target, eval_labels
+from osvos_pl.data.transforms import (
+    Normalization,
+    build_augmentation,
+    mask_boundary,
+    paper_versions,
+    resize_pair,
+    scaled_size,
+)
+from osvos_pl.errors import DataError
+
+
+def _check_pair(image_hw: tuple, labels: np.ndarray, seq: VideoSequence, i: int) -> None:
+    if tuple(image_hw[:2]) != labels.shape[:2]:
+        raise DataError(
+            f"mask {seq.masks[i]} is {labels.shape[1]}x{labels.shape[0]} but frame "
+            f"{seq.frames[i]} is {image_hw[1]}x{image_hw[0]} — masks must have their "
+            "frame's size"
+        )
+
+
+def _sample(image: np.ndarray, target: np.ndarray, norm: Normalization, contour: bool) -> dict:
+    if contour:
+        target = mask_boundary(target)
+    return {
+        "image": norm(image),
+        "mask": torch.from_numpy(np.ascontiguousarray(target)).float().unsqueeze(0),
+    }
+
+
+class TrainFrames(Dataset):
+    """All annotated frames of ``sequences`` as (image, binary target) pairs, augmented."""
+
+    def __init__(
+        self,
+        index: DAVISIndex,
+        sequences: Sequence[str],
+        normalization: Normalization,
+        scale: float = 1.0,
+        augment: str = "paper",
+        target: str = "mask",
+    ):
+        self.index, self.norm, self.scale = index, normalization, scale
+        self.contour = target == "contour"
+        self.augment_name = augment
+        self.augment = None
+        self.items: list[tuple[VideoSequence, int]] = []
+        for name in sequences:
+            seq = index.sequence(name)
+            self.items += [(seq, i) for i, m in enumerate(seq.masks) if m is not None]
+        if not self.items:
+            raise DataError(f"no annotated frames in sequences {list(sequences)} under {index.root}")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, k: int) -> dict:
+        seq, i = self.items[k]
+        image, labels = read_image(seq.frames[i]), read_mask(seq.mask(i))
+        _check_pair(image.shape, labels, seq, i)
+        target = binary_target(labels, self.index.year)
+        image, target = resize_pair(image, target, scaled_size(image.shape[:2], self.scale))
+        if self.augment is None and self.augment_name != "none":  # built lazily, per worker
+            self.augment = build_augmentation(self.augment_name, self.norm.mean_rgb())
+        if self.augment is not None:
+            out = self.augment(image=image, mask=target)
+            image, target = out["image"], out["mask"]
+        return _sample(image, target, self.norm, self.contour)
+
+
+class FirstFrames(Dataset):
+    """The annotated frame(s) of one sequence, augmented, repeated ``length`` times (online)."""
+
+    def __init__(
+        self,
+        index: DAVISIndex,
+        sequence: str,
+        normalization: Normalization,
+        length: int,
+        object_id: int | None = None,
+        frame_ids: Sequence[int] = (0,),
+        scale: float = 1.0,
+        augment: str = "paper",
+        seed: int = 0,
+    ):
+        self.norm, self.length, self.seed = normalization, int(length), seed
+        seq = index.sequence(sequence)
+        self.pairs: list[tuple[np.ndarray, np.ndarray]] = []
+        for i in frame_ids:
+            image, labels = read_image(seq.frames[i]), read_mask(seq.mask(i))
+            _check_pair(image.shape, labels, seq, i)
+            target = binary_target(labels, index.year, object_id)
+            self.pairs.append(resize_pair(image, target, scaled_size(image.shape[:2], scale)))
+        self.augment = None
+        if augment == "paper":  # the 6 fixed versions, computed once per sequence
+            self.pairs = [v for img, msk in self.pairs for v in paper_versions(img, msk)]
+        else:
+            self.augment = build_augmentation(augment, self.norm.mean_rgb())
+        self.normalised = [_sample(img, msk, self.norm, False) for img, msk in self.pairs]
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, k: int) -> dict:
+        rng = np.random.default_rng((self.seed, k))
+        j = int(rng.integers(len(self.pairs)))
+        if self.augment is None:
+            return self.normalised[j]
+        image, target = self.pairs[j]
+        out = self.augment(image=image, mask=target)
+        return _sample(out["image"], out["mask"], self.norm, False)
+
+
+class SequenceFrames(Dataset):
+    """Every frame of one sequence in order, resized by ``scale``, with its index and count.
+
+    With ``labels=True`` each item also carries the annotation at native size as scored
+    (``(H, W) uint8``; 2016 → 0/1, 2017 → ids with void as 0), zeros where a frame has none.
+    """
+
+    def __init__(
+        self, index: DAVISIndex, sequence: str, normalization: Normalization, scale: float = 1.0,
+        labels: bool = False, seq_id: int = 0,
+    ):
+        self.seq = index.sequence(sequence)
+        self.year, self.norm, self.scale = index.year, normalization, scale
+        self.labels, self.seq_id = labels, seq_id
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+    def __getitem__(self, i: int) -> dict:
+        image = read_image(self.seq.frames[i])
+        native = image.shape[:2]
+        image, _ = resize_pair(image, None, scaled_size(native, self.scale))
+        item = {
+            "image": self.norm(image),
+            "frame": i,
+            "num_frames": len(self.seq),
+            "seq_id": self.seq_id,
+            "native_hw": torch.tensor(native),
+        }
+        if self.labels:
+            has = self.seq.masks[i] is not None
+            labels = read_mask(self.seq.mask(i)) if has else np.zeros(native, np.uint8)
+            _check_pair(native, labels, self.seq, i)
+            item["labels"] = torch.from_numpy(eval_labels(labels, self.year))
+            item["has_label"] = has
+        return item

@@ -1,0 +1,112 @@
+"""Mask semantics (DAVIS 2016 binary vs 2017 multi-object) and up-front sequence validation."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from osvos_pl.data.davis import VOID, VideoSequence
+from osvos_pl.data.io import read_image, read_mask
+from osvos_pl.errors import DataError
+
+
+def object_ids(first_mask: np.ndarray, year: int) -> list[int]:
+    """Objects to segment, from the first-frame annotation: [1] for 2016, ids 1..K for 2017."""
+    if year == 2016:
+        return [1] if first_mask.any() else []
+    ids = np.unique(first_mask)
+    return [int(i) for i in ids if i not in (0, VOID)]
+
+
+def binary_target(labels: np.ndarray, year: int, object_id: int | None = None) -> np.ndarray:
+    """``(H, W) uint8`` 0/1 target: any object (None) or one object id; 2017 void is background."""
+    if year == 2016:
+        return (labels > 0).astype(np.uint8)
+    if object_id is None:
+        return ((labels > 0) & (labels != VOID)).astype(np.uint8)
+    return (labels == object_id).astype(np.uint8)
+
+
+def eval_labels(labels: np.ndarray, year: int) -> np.ndarray:
+    """Labels as scored: 2016 any non-zero → 1; 2017 void (255) → background."""
+    if year == 2016:
+        return (labels > 0).astype(np.uint8)
+    out = labels.copy()
+    out[out == VOID] = 0
+    return out
+
+
+def _size(path) -> tuple[int, int]:
+    try:
+        with Image.open(path) as im:
+            return im.size[1], im.size[0]
+    except (OSError, SyntaxError) as exc:
+        raise DataError(f"cannot read {path}: {exc} — the file is corrupt; re-extract it") from exc
+
+
+def validate_sequence(
+    seq: VideoSequence,
+    year: int,
+    require_masks: str = "all",
+    decode: bool = True,
+    first_mask_nonempty: bool = False,
+) -> tuple[int, int]:
+    """Check a sequence before any training; return its native ``(H, W)``.
+
+    ``require_masks``: "all" (parent/contour training, evaluation) or "first" (online).
+    ``decode=True`` decodes every file, which catches corrupt or truncated images.
+    Checks: frame sizes agree, masks match their frame's size, 2016 masks are 0/255,
+    2017 masks use no ids beyond frame 0's objects, the first mask is non-empty if asked.
+    """
+    hw = _size(seq.frames[0])
+    if require_masks == "first":
+        wanted = [0]
+    elif require_masks == "all":
+        wanted = list(range(len(seq)))
+    else:
+        raise ValueError(f"require_masks must be 'all' or 'first', got {require_masks!r}")
+    for i, frame in enumerate(seq.frames):
+        fhw = read_image(frame).shape[:2] if decode else _size(frame)
+        if fhw != hw:
+            raise DataError(
+                f"sequence {seq.name!r}: frame {frame} is {fhw[1]}x{fhw[0]} but frame "
+                f"{seq.frames[0].name} is {hw[1]}x{hw[0]} — all frames of a sequence must have "
+                "one size; resize them consistently"
+            )
+    first_ids: list[int] | None = None
+    for i in wanted:
+        path = seq.mask(i)
+        labels = read_mask(path) if decode or i == 0 else None
+        mhw = labels.shape[:2] if labels is not None else _size(path)
+        if mhw != hw:
+            raise DataError(
+                f"mask {path} is {mhw[1]}x{mhw[0]} but its frame {seq.frames[i]} is "
+                f"{hw[1]}x{hw[0]} — masks must have their frame's size"
+            )
+        if labels is None:
+            continue
+        if year == 2016:
+            bad = np.setdiff1d(np.unique(labels), [0, 255])
+            if bad.size:
+                raise DataError(
+                    f"mask {path} has values {bad[:8].tolist()} besides 0/255 — DAVIS 2016 masks "
+                    "are binary: binarise them (e.g. >127 → 255), or set data.year=2017 if these "
+                    "are palette object ids"
+                )
+        if i == 0:
+            first_ids = object_ids(labels, year)
+            if first_mask_nonempty and not first_ids:
+                raise DataError(
+                    f"first-frame mask {path} is empty — one-shot fine-tuning needs the object "
+                    "annotated in frame 0; draw it, or start the sequence at a frame where it is "
+                    "visible"
+                )
+        elif year == 2017 and first_ids is not None:
+            extra = [int(v) for v in np.unique(labels) if v not in (0, VOID) and v not in first_ids]
+            if extra:
+                raise DataError(
+                    f"mask {path} has object ids {extra} that frame 0 "
+                    f"({seq.mask(0).name}) does not have (objects {first_ids}) — DAVIS 2017 "
+                    "semi-supervised evaluation takes its objects from the first frame; relabel"
+                )
+    return hw

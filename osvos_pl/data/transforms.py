@@ -1,0 +1,134 @@
+"""Joint image/mask augmentation (albumentations), resizing by ``data.scale``, normalisation.
+
+Two augmentation sets, chosen by ``data.augment``:
+- ``paper``: the Caffe/TF set — scales {0.5, 0.8, 1.0} × horizontal flip (6 versions), resized
+  to a smaller canvas, never cropped or padded.
+- ``pytorch``: the PyTorch port — flip, rotation ±30°, zoom 0.75–1.25 about the centre on the
+  same canvas, borders filled with the mean colour.
+- ``none``: no augmentation.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from osvos_pl.errors import ConfigError  # noqa: E402
+
+PAPER_SCALES = (0.5, 0.8, 1.0)
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Input normalisation the backbone weights expect: ``(x[channels] - mean) / std`` on 0–255."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    bgr: bool
+
+    def __call__(self, image: np.ndarray) -> torch.Tensor:
+        """``(H, W, 3) uint8 RGB`` → ``(3, H, W) float32`` normalised."""
+        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
+        if self.bgr:
+            x = x.flip(0)
+        mean = torch.tensor(self.mean).view(3, 1, 1)
+        std = torch.tensor(self.std).view(3, 1, 1)
+        return (x - mean) / std
+
+    def mean_rgb(self) -> tuple[int, int, int]:
+        """The mean colour in RGB 0–255, used to fill borders (it normalises to zero)."""
+        m = tuple(int(round(v)) for v in self.mean)
+        return m[::-1] if self.bgr else m
+
+
+NORMALIZATIONS = {
+    # torchvision ImageNet weights: RGB/255, mean/std (expressed on the 0–255 scale here)
+    "imagenet": Normalization(
+        mean=(0.485 * 255, 0.456 * 255, 0.406 * 255), std=(0.229 * 255, 0.224 * 255, 0.225 * 255),
+        bgr=False,
+    ),
+    # Caffe VGG (the paper): BGR 0–255 minus the per-channel mean, no std
+    "caffe": Normalization(mean=(104.00699, 116.66877, 122.67892), std=(1.0, 1.0, 1.0), bgr=True),
+}
+
+
+def get_normalization(name: str) -> Normalization:
+    if name not in NORMALIZATIONS:
+        raise ConfigError(
+            f"data.normalization={name!r} is unknown; choose one of {sorted(NORMALIZATIONS)} "
+            "(or 'auto' to follow model.weights)"
+        )
+    return NORMALIZATIONS[name]
+
+
+def scaled_size(hw: tuple[int, int], scale: float) -> tuple[int, int]:
+    """Native ``(H, W)`` times ``data.scale``, at least 16 px a side."""
+    if not 0 < scale <= 4:
+        raise ConfigError(f"data.scale must be in (0, 4], got {scale}")
+    return max(16, int(round(hw[0] * scale))), max(16, int(round(hw[1] * scale)))
+
+
+def resize_pair(
+    image: np.ndarray, mask: np.ndarray | None, hw: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Resize an image (area/bicubic) and its mask (nearest) to ``(H, W)``."""
+    if image.shape[:2] == hw:
+        return image, mask
+    shrink = hw[0] < image.shape[0]
+    image = cv2.resize(image, hw[::-1], interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    if mask is not None:
+        mask = cv2.resize(mask, hw[::-1], interpolation=cv2.INTER_NEAREST)
+    return image, mask
+
+
+def paper_versions(image: np.ndarray, mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The paper's 6 fixed versions of one frame: scales {0.5, 0.8, 1} × {as is, flipped}."""
+    out = []
+    for s in PAPER_SCALES:
+        hw = (max(16, round(image.shape[0] * s)), max(16, round(image.shape[1] * s)))
+        img, msk = resize_pair(image, mask, hw)
+        out.append((img, msk))
+        out.append((np.ascontiguousarray(img[:, ::-1]), np.ascontiguousarray(msk[:, ::-1])))
+    return out
+
+
+def build_augmentation(name: str, fill_rgb: tuple[int, int, int] = (0, 0, 0)) -> A.Compose | None:
+    """The albumentations pipeline for ``data.augment`` (applied jointly to image and mask)."""
+    if name == "none":
+        return None
+    if name == "paper":
+        scale_choices = [
+            A.RandomScale(
+                scale_limit=(s - 1.0, s - 1.0), interpolation=cv2.INTER_CUBIC,
+                mask_interpolation=cv2.INTER_NEAREST, p=1.0,
+            )
+            for s in PAPER_SCALES
+        ]
+        return A.Compose([A.HorizontalFlip(p=0.5), A.OneOf(scale_choices, p=1.0)])
+    if name == "pytorch":
+        return A.Compose([
+            A.HorizontalFlip(p=0.5),
+            A.Affine(
+                rotate=(-30, 30), scale=(0.75, 1.25), interpolation=cv2.INTER_CUBIC,
+                mask_interpolation=cv2.INTER_NEAREST, border_mode=cv2.BORDER_CONSTANT,
+                fill=fill_rgb, fill_mask=0, p=1.0,
+            ),
+        ])
+    raise ConfigError(f"data.augment={name!r} is unknown; choose paper, pytorch or none")
+
+
+def mask_boundary(mask: np.ndarray, width: int = 1) -> np.ndarray:
+    """``(H, W) uint8`` 0/1 boundary map of a binary mask (contour-branch target)."""
+    m = (mask > 0).astype(np.uint8)
+    kernel = np.ones((3, 3), np.uint8)
+    edge = cv2.morphologyEx(m, cv2.MORPH_GRADIENT, kernel)
+    if width > 1:
+        edge = cv2.dilate(edge, np.ones((width, width), np.uint8))
+    return (edge > 0).astype(np.uint8)
