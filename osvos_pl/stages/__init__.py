@@ -1,0 +1,1 @@
+"""Stage drivers: what ``python -m osvos_pl +experiment=<stage>`` does, returning the run record."""

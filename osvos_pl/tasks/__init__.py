@@ -1,0 +1,1 @@
+"""LightningModules (parent/contour training, online fine-tuning) and their helpers."""

@@ -1,0 +1,47 @@
+"""Checking config values up front, so a bad value is an error naming its key, not a traceback."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from osvos_pl.errors import ConfigError
+
+STAGES = ("parent", "online", "contour")
+
+
+def _number(cfg: DictConfig, key: str, kind, low=None, high=None):
+    value = cfg
+    for part in key.split("."):
+        value = value[part]
+    try:
+        if kind is int and (isinstance(value, bool) or float(value) != int(float(value))):
+            raise ValueError
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{key}={value!r} is not {'an integer' if kind is int else 'a number'} — "
+            f"fix it in conf/ or on the command line ({key}=...)"
+        ) from None
+    if (low is not None and number < low) or (high is not None and number > high):
+        raise ConfigError(f"{key}={value!r} is out of range [{low}, {high}]")
+    return number
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Type and range checks of the knobs users override most."""
+    if cfg.stage not in STAGES:
+        raise ConfigError(f"stage={cfg.stage!r} is unknown; use +experiment=parent|online|contour")
+    _number(cfg, "seed", int)
+    _number(cfg, "data.scale", float, 1e-3, 4.0)
+    _number(cfg, "data.year", int, 2016, 2017)
+    _number(cfg, "data.batch_size", int, 1)
+    _number(cfg, "data.num_workers", int, 0)
+    _number(cfg, "online.iterations", int, 0)
+    _number(cfg, "online.accumulate", int, 1)
+    _number(cfg, "online.threshold", float, 0.0, 1.0)
+    _number(cfg, "optim.optimizer.lr", float, 0.0)
+    for stage in ("parent", "contour"):
+        _number(cfg, f"{stage}.updates", int, 1)
+        _number(cfg, f"{stage}.accumulate", int, 1)
+    if cfg.data.augment not in ("paper", "pytorch", "none"):
+        raise ConfigError(f"data.augment={cfg.data.augment!r}; choose paper, pytorch or none")
