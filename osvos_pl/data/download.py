@@ -1,0 +1,129 @@
+"""``python -m osvos_pl.data.download davis2016|davis2017 --root DIR`` — fetch and unpack DAVIS.
+
+Resumable (HTTP Range on a ``.part`` file), with a progress bar, and verified against a SHA-256
+when one is known (``--sha256`` or the registry below); the digest of every download is written
+next to the archive so a later run can check it. The archive is unpacked so that ``DIR`` itself
+is a DAVIS root (``DIR/JPEGImages/480p/...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import sys
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from osvos_pl.errors import DataError
+
+DATASETS = {
+    # name: (url, sha256 or None). The DAVIS site publishes no checksums; pass --sha256 to pin one.
+    "davis2016": ("https://graphics.ethz.ch/Downloads/Data/Davis/DAVIS-data.zip", None),
+    "davis2017": (
+        "https://data.vision.ee.ethz.ch/csergi/share/davis/DAVIS-2017-trainval-480p.zip", None,
+    ),
+}
+CHUNK = 1 << 20
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(url: str, dest: Path, timeout: float = 60.0) -> Path:
+    """Download ``url`` to ``dest``, resuming a previous ``dest.part`` with an HTTP Range request."""
+    if dest.is_file():
+        return dest
+    part = dest.with_name(dest.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except OSError as exc:
+        raise DataError(f"cannot download {url}: {exc} — check the network, or download it by "
+                        f"hand and unpack it into the DAVIS root") from exc
+    with response:
+        status = getattr(response, "status", None)
+        if have and status != 206:  # the server ignored Range: start over
+            have = 0
+        total = response.headers.get("Content-Length")
+        total = int(total) + have if total is not None else None
+        with open(part, "ab" if have else "wb") as fh, tqdm(
+            total=total, initial=have, unit="B", unit_scale=True, desc=dest.name
+        ) as bar:
+            for block in iter(lambda: response.read(CHUNK), b""):
+                fh.write(block)
+                bar.update(len(block))
+    part.replace(dest)
+    return dest
+
+
+def unpack(archive: Path, root: Path) -> Path:
+    """Unzip into ``root``, lifting a single top folder (``DAVIS/``) so ``root`` is the DAVIS root."""
+    staging = root.with_name(root.name + ".unpacking")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(staging)
+    except zipfile.BadZipFile as exc:
+        raise DataError(f"{archive} is not a valid zip ({exc}) — delete it and download again") from exc
+    top = [p for p in staging.iterdir() if not p.name.startswith("__MACOSX")]
+    source = top[0] if len(top) == 1 and top[0].is_dir() else staging
+    root.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        target = root / item.name
+        if target.exists():
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        shutil.move(str(item), target)
+    shutil.rmtree(staging, ignore_errors=True)
+    if not (root / "JPEGImages").is_dir():
+        raise DataError(f"{archive} unpacked into {root} but holds no JPEGImages/ — not a DAVIS archive?")
+    return root
+
+
+def download(name: str, root: Path, url: str | None = None, sha256: str | None = None) -> Path:
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    default_url, known = DATASETS[name]
+    url, expected = url or default_url, sha256 or known
+    root = Path(root).expanduser()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    archive = root.parent / f"{name}-{Path(url).name}"
+    fetch(url, archive)
+    digest = sha256_of(archive)
+    if expected and digest != expected.lower():
+        bad = archive.with_name(archive.name + ".corrupt")
+        archive.replace(bad)
+        raise DataError(f"checksum mismatch for {archive}: sha256 {digest}, expected {expected} — "
+                        f"moved it to {bad}; run again to re-download")
+    archive.with_name(archive.name + ".sha256").write_text(f"{digest}  {archive.name}\n")
+    return unpack(archive, root)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m osvos_pl.data.download", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", choices=sorted(DATASETS))
+    parser.add_argument("--root", required=True, type=Path, help="DAVIS root to create")
+    parser.add_argument("--url", help="override the archive URL (a mirror, or file:// for a local copy)")
+    parser.add_argument("--sha256", help="expected SHA-256 of the archive")
+    args = parser.parse_args(argv)
+    try:
+        root = download(args.dataset, args.root, args.url, args.sha256)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"DAVIS root ready: {root}  (use data.root={root})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

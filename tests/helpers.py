@@ -1,0 +1,32 @@
+"""Small builders for test inputs: a DAVIS-layout copy of some real sample frames, configs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from osvos_pl.config import config_dir
+
+
+def copy_sample(src: Path, dst: Path, sequences=("car-shadow",), frames: int | None = None) -> Path:
+    """Copy (the first ``frames`` frames of) real sample sequences into a new DAVIS root."""
+    for seq in sequences:
+        for kind, ext in (("JPEGImages", "jpg"), ("Annotations", "png")):
+            out = dst / kind / "480p" / seq
+            out.mkdir(parents=True, exist_ok=True)
+            files = sorted((src / kind / "480p" / seq).glob(f"*.{ext}"))
+            for f in files[:frames]:
+                shutil.copy(f, out / f.name)
+    return dst
+
+
+def compose_cfg(overrides: list[str], output_dir: Path) -> DictConfig:
+    """Compose the app's config as the CLI would, with ``paths.output_dir`` pinned to a tmp dir."""
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("config", overrides=overrides, return_hydra_config=False)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+    return cfg
