@@ -9,7 +9,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from torch.utils.data import ConcatDataset, DataLoader
 
-from osvos_pl.data.datasets import FirstFrames, SequenceFrames, TrainFrames
+from osvos_pl.data.datasets import FirstFrames, SequenceFrames, TrainFrames, annotated_pairs
 from osvos_pl.data.davis import DAVISIndex
 from osvos_pl.data.generated import GeneratedSpec, ensure_generated
 from osvos_pl.data.masks import validate_sequence
@@ -115,10 +115,8 @@ class DAVISDataModule(pl.LightningDataModule):
         self, name: str, length: int, object_id: int | None = None,
         frame_ids: Sequence[int] = (0,), augment: str | None = None, seed: int = 0,
     ) -> FirstFrames:
-        return FirstFrames(
-            self.index, name, self.normalization, length, object_id, frame_ids, self.scale,
-            augment or self.augment, seed,
-        )
+        pairs = annotated_pairs(self.index, name, object_id, frame_ids, self.scale)
+        return FirstFrames(pairs, self.normalization, length, augment or self.augment, seed)
 
     def sequence_dataset(self, name: str) -> SequenceFrames:
         return SequenceFrames(self.index, name, self.normalization, self.scale)

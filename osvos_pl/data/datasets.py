@@ -87,31 +87,41 @@ class TrainFrames(Dataset):
         return _sample(image, target, self.norm, self.contour)
 
 
+def annotated_pairs(
+    index: DAVISIndex, sequence: str, object_id: int | None = None,
+    frame_ids: Sequence[int] = (0,), scale: float = 1.0,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Decoded ``(image, 0/1 target)`` pairs of a sequence's annotated frames, resized by scale."""
+    seq = index.sequence(sequence)
+    pairs = []
+    for i in frame_ids:
+        image, labels = read_image(seq.frames[i]), read_mask(seq.mask(i))
+        _check_pair(image.shape, labels, seq, i)
+        target = binary_target(labels, index.year, object_id)
+        pairs.append(resize_pair(image, target, scaled_size(image.shape[:2], scale)))
+    return pairs
+
+
 class FirstFrames(Dataset):
-    """The annotated frame(s) of one sequence, augmented, repeated ``length`` times (online)."""
+    """Annotated frame(s) of one sequence, augmented, repeated ``length`` times (online).
+
+    The frames are decoded once (``annotated_pairs``); with the paper's fixed augmentation set
+    all 6 versions per frame are computed and normalised once per sequence, so an iteration
+    costs an index lookup rather than a decode and a resize.
+    """
 
     def __init__(
         self,
-        index: DAVISIndex,
-        sequence: str,
+        pairs: Sequence[tuple[np.ndarray, np.ndarray]],
         normalization: Normalization,
         length: int,
-        object_id: int | None = None,
-        frame_ids: Sequence[int] = (0,),
-        scale: float = 1.0,
         augment: str = "paper",
         seed: int = 0,
     ):
         self.norm, self.length, self.seed = normalization, int(length), seed
-        seq = index.sequence(sequence)
-        self.pairs: list[tuple[np.ndarray, np.ndarray]] = []
-        for i in frame_ids:
-            image, labels = read_image(seq.frames[i]), read_mask(seq.mask(i))
-            _check_pair(image.shape, labels, seq, i)
-            target = binary_target(labels, index.year, object_id)
-            self.pairs.append(resize_pair(image, target, scaled_size(image.shape[:2], scale)))
+        self.pairs = list(pairs)
         self.augment = None
-        if augment == "paper":  # the 6 fixed versions, computed once per sequence
+        if augment == "paper":
             self.pairs = [v for img, msk in self.pairs for v in paper_versions(img, msk)]
         else:
             self.augment = build_augmentation(augment, self.norm.mean_rgb())

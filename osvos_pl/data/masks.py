@@ -65,7 +65,7 @@ def validate_sequence(
         wanted = list(range(len(seq)))
     else:
         raise ValueError(f"require_masks must be 'all' or 'first', got {require_masks!r}")
-    for i, frame in enumerate(seq.frames):
+    for frame in seq.frames:
         fhw = read_image(frame).shape[:2] if decode else _size(frame)
         if fhw != hw:
             raise DataError(

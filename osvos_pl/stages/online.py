@@ -27,7 +27,7 @@ from osvos_pl.metrics import db_statistics, evaluate_sequence
 from osvos_pl.records import global_from_sequences, read_record, write_record
 from osvos_pl.stages.common import autocast_dtype, build_datamodule, inference_device
 from osvos_pl.stages.finetune import finetune
-from osvos_pl.stages.inference import predict_probabilities
+from osvos_pl.stages.inference import InferenceSettings, segment_stream
 from osvos_pl.tasks.network import load_checkpoint_weights
 from osvos_pl.tasks.overlay import overlay
 
@@ -55,53 +55,50 @@ def load_contour(cfg: DictConfig) -> torch.nn.Module | None:
     return net.eval()
 
 
+def inference_settings(cfg: DictConfig) -> InferenceSettings:
+    return InferenceSettings(
+        device=inference_device(cfg), dtype=autocast_dtype(cfg),
+        channels_last=bool(cfg.model.get("channels_last", False)),
+        threshold=float(cfg.online.threshold), ucm_threshold=float(cfg.online.ucm_threshold),
+        snap_mask_threshold=float(cfg.online.snap_mask_threshold),
+    )
+
+
+def finetune_objects(cfg, parent, datasets: dict, normalization: str, output_dir: Path):
+    """One fine-tuned copy of the parent per object; returns the nets and total seconds."""
+    nets, seconds = {}, 0.0
+    for oid, dataset in datasets.items():
+        nets[oid], ft = finetune(cfg, parent, dataset, normalization, output_dir)
+        seconds += ft["finetune_seconds"]
+    return nets, seconds
+
+
 def segment_sequence(cfg, dm, name: str, parent, contour, output_dir: Path) -> dict:
     """Fine-tune (per object), predict, snap, write PNGs; return the sequence's record."""
-    from osvos_pl.snapping import snap
-
     seq = dm.index.sequence(name)
-    labels0 = read_mask(seq.mask(0))
-    ids = object_ids(labels0, dm.year)
     multi = dm.index.multi_object
-    device, dtype = inference_device(cfg), autocast_dtype(cfg)
-    n, hw = len(seq), labels0.shape
-    best = np.zeros((n, *hw), np.float16)   # highest object probability per pixel
-    owner = np.zeros((n, *hw), np.uint8)    # which object has it
-    timing = {"finetune_seconds": 0.0, "inference_seconds": 0.0, "snapping_seconds": 0.0}
-    contour_probs = None
-    if contour is not None:
-        start = time.perf_counter()
-        contour_probs = np.zeros((n, *hw), np.float16)
-        for i, p in predict_probabilities(contour, dm.sequence_dataloader(name), device, dtype):
-            contour_probs[i] = p
-        timing["inference_seconds"] += time.perf_counter() - start
-    for oid in ids:
-        dataset = dm.first_frames(
-            name, int(cfg.online.iterations) * int(cfg.online.accumulate),
-            object_id=oid if multi else None, frame_ids=list(cfg.online.frame_ids), seed=cfg.seed,
-        )
-        net, ft = finetune(cfg, parent, dataset, dm.normalization_name, output_dir)
-        timing["finetune_seconds"] += ft["finetune_seconds"]
-        start = time.perf_counter()
-        channels_last = bool(cfg.model.get("channels_last", False))
-        for i, p in predict_probabilities(net, dm.sequence_dataloader(name), device, dtype,
-                                          channels_last):
-            if contour_probs is not None:
-                t0 = time.perf_counter()
-                p = snap(p, contour_probs[i].astype(np.float32), cfg.online.ucm_threshold,
-                         cfg.online.snap_mask_threshold).astype(np.float32)
-                timing["snapping_seconds"] += time.perf_counter() - t0
-            better = p > best[i]
-            best[i][better], owner[i][better] = p[better], oid
-        timing["inference_seconds"] += time.perf_counter() - start
-        del net
-    pred = np.where(best > cfg.online.threshold, owner, 0).astype(np.uint8)
-    for i, frame in enumerate(seq.frames):
-        out = output_dir / "predictions" / name / f"{frame.stem}.png"
-        write_mask(out, pred[i] if multi else pred[i] * 255, palette=multi)
-    scored = [i for i, m in enumerate(seq.masks) if m is not None]
+    ids = object_ids(read_mask(seq.mask(0)), dm.year)
+    length = int(cfg.online.iterations) * int(cfg.online.accumulate)
+    datasets = {
+        oid: dm.first_frames(name, length, object_id=oid if multi else None,
+                             frame_ids=list(cfg.online.frame_ids), seed=int(cfg.seed))
+        for oid in ids
+    }
+    nets, finetune_seconds = finetune_objects(cfg, parent, datasets, dm.normalization_name,
+                                              output_dir)
+    start = time.perf_counter()
+    pred = {}
+    for item, labels in segment_stream(nets, dm.sequence_dataloader(name),
+                                       inference_settings(cfg), contour):
+        i = int(item["frame"])
+        write_mask(output_dir / "predictions" / name / f"{seq.frames[i].stem}.png",
+                   labels if multi else labels * 255, palette=multi)
+        if seq.masks[i] is not None:
+            pred[i] = labels
+    inference_seconds = time.perf_counter() - start
+    scored = sorted(pred)
     gt = np.stack([eval_labels(read_mask(seq.masks[i]), dm.year) for i in scored])
-    per_object = evaluate_sequence(gt, pred[scored], multi_object=multi)
+    per_object = evaluate_sequence(gt, np.stack([pred[i] for i in scored]), multi_object=multi)
     objects = {}
     for oid, jf in per_object.items():
         key = f"{name}_{oid}" if multi else name
@@ -112,11 +109,16 @@ def segment_sequence(cfg, dm, name: str, parent, contour, output_dir: Path) -> d
             "F-Mean": float(f_m), "F-Recall": float(f_r), "F-Decay": float(f_d),
             "frames": len(jf["J"]),
         }
-    timing["inference_ms_per_frame"] = 1000 * timing["inference_seconds"] / max(1, n * len(ids))
-    timing["frames"] = n
-    timing["objects"] = len(ids)
-    return {"sequence": name, "objects": objects, "timing": timing, "overlay_frames":
-            [0, n // 2, n - 1][: int(cfg.online.overlays)]}
+    n = len(seq)
+    timing = {
+        "finetune_seconds": finetune_seconds,
+        "inference_seconds": inference_seconds,
+        "inference_ms_per_frame": 1000 * inference_seconds / max(1, n),
+        "frames": n,
+        "objects": len(ids),
+    }
+    overlays = [0, n // 2, n - 1][: int(cfg.online.overlays)]
+    return {"sequence": name, "objects": objects, "timing": timing, "overlay_frames": overlays}
 
 
 def run_online(cfg: DictConfig, output_dir: Path, loggers: list) -> dict:
@@ -141,7 +143,7 @@ def run_online(cfg: DictConfig, output_dir: Path, loggers: list) -> dict:
     sequences = {k: v for r in records.values() for k, v in r["objects"].items()}
     _log_wandb(loggers, dm, records, output_dir)
     timing_rows = {n: r["timing"] for n, r in records.items()}
-    total_frames = sum(t["frames"] * t["objects"] for t in timing_rows.values()) or 1
+    total_frames = sum(t["frames"] for t in timing_rows.values()) or 1
     return {
         "global": global_from_sequences(sequences),
         "sequences": sequences,
