@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.utilities import rank_zero_only
 
 from osvos_pl.records import now_iso, write_record
-from osvos_pl.stages.common import instantiate_loggers
+from osvos_pl.stages.common import config_dict, instantiate_loggers
 from osvos_pl.validation import validate_config
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> dict:
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     loggers = instantiate_loggers(cfg)
     try:
+        for lg in loggers:
+            lg.log_hyperparams(config_dict(cfg))
         result = _stage(cfg.stage)(cfg, output_dir, loggers)
         record = {
             "experiment": cfg.experiment,
@@ -70,7 +72,9 @@ def _summarise_to_loggers(loggers: list, record: dict) -> None:
 
     for lg in loggers:
         if isinstance(lg, WandbLogger):
-            lg.experiment.summary.update({f"global/{k}": v for k, v in record.get("global", {}).items()})
+            summary = {f"global/{k}": v for k, v in record.get("global", {}).items()}
+            summary["record"] = record  # what `osvos_pl.report --source wandb` reads back
+            lg.experiment.summary.update(summary)
 
 
 def _close_loggers(loggers: list) -> None:
