@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from pytorch_lightning.utilities import rank_zero_only
@@ -42,6 +43,8 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> dict:
         overrides = []
     started, t0 = now_iso(), time.perf_counter()
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    if cfg.get("num_threads"):
+        torch.set_num_threads(int(cfg.num_threads))
     loggers = instantiate_loggers(cfg)
     try:
         for lg in loggers:

@@ -30,3 +30,19 @@ def compose_cfg(overrides: list[str], output_dir: Path) -> DictConfig:
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
     return cfg
+
+
+def run_cli(args: list[str], cwd: Path, module: str = "osvos_pl", check: bool = True,
+            env: dict | None = None):
+    """Run ``python -m <module> args`` as a user would; return the CompletedProcess."""
+    import os
+    import subprocess
+    import sys
+
+    full_env = {**os.environ, "HYDRA_FULL_ERROR": "1", **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True,
+                          text=True, env=full_env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-4000:]}\n"
+                             f"STDERR:\n{proc.stderr[-6000:]}")
+    return proc

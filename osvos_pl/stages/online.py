@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -74,7 +75,12 @@ def finetune_objects(cfg, parent, datasets: dict, normalization: str, output_dir
 
 
 def segment_sequence(cfg, dm, name: str, parent, contour, output_dir: Path) -> dict:
-    """Fine-tune (per object), predict, snap, write PNGs; return the sequence's record."""
+    """Fine-tune (per object), predict, snap, write PNGs; return the sequence's record.
+
+    Re-seeded per sequence, so a sequence scores the same alone (one job per sequence) as
+    inside a run over many.
+    """
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     seq = dm.index.sequence(name)
     multi = dm.index.multi_object
     ids = object_ids(read_mask(seq.mask(0)), dm.year)

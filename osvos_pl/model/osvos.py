@@ -1,0 +1,145 @@
+"""The OSVOS network: VGG16 trunk, four side outputs and the learned 64-channel fusion.
+
+Follows the authors' Caffe code ([CF], reference/osvos.md §1): each side stage
+(conv2_2 … conv5_3, strides 2–16) gets a 3x3 "prep" conv to 16 channels without ReLU. Two
+heads share the prep maps: a 1x1 "score_dsn" conv per stage, upsampled to a side logit
+(deep supervision, parent training only); and the fused logit, a 1x1 conv over the
+concatenation of the four 16-channel prep maps, each upsampled channel-wise.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from osvos_pl.errors import ConfigError
+from osvos_pl.model.vgg import SIDE_CHANNELS, VGG16Trunk
+
+#: Strides of the four side stages (conv2_2, conv3_3, conv4_3, conv5_3) w.r.t. the input.
+STRIDES: tuple[int, ...] = (2, 4, 8, 16)
+PREP_CHANNELS = 16
+UPSAMPLE_MODES = ("caffe", "center")
+INIT_MODES = ("caffe", "port")
+
+
+def bilinear_kernel(size: int) -> torch.Tensor:
+    """The standard ``(size, size)`` bilinear deconvolution kernel (FCN/Caffe ``bilinear``).
+
+    ``size`` is even (twice the stride). 1-D profile ``1 - |i - c| / f`` with
+    ``f = size / 2`` and ``c = f - 0.5``; the 2-D kernel is its outer product. With stride
+    ``f`` it interpolates linearly between neighbouring feature pixels.
+    """
+    if size % 2:
+        raise ValueError(f"bilinear_kernel expects an even size (2 * stride), got {size}")
+    f = size // 2
+    profile = 1 - (torch.arange(size, dtype=torch.float64) - (f - 0.5)).abs() / f
+    return torch.outer(profile, profile).float()
+
+
+class FixedBilinearUpsample(nn.Module):
+    """Fixed (never trained) bilinear upsampling by ``stride``, cropped to the input size.
+
+    A transposed conv with the kernel-``2s`` bilinear filter, stride ``s``, applied to every
+    channel separately (the diagonal 16→16 deconv of [CF], as a grouped conv). The
+    ``(n + 1) * s`` output is cropped to the target size at a top-left offset of:
+
+    - ``"caffe"``: ``s / 2`` on both axes, as [CF]'s Crop layers (stride 2 there uses pad 1,
+      which is the same thing). Geometrically exact: feature pixel ``i`` of a ceil-mode
+      stride-``s`` map covers input pixels centred at ``s * i + (s - 1) / 2``, and that is
+      where its upsampled peak lands.
+    - ``"center"``: ``floor((up - target) / 2)`` per axis, as the PyTorch/TF ports. At 480x854
+      this shifts columns by 0, 1, 1, 5 px for s = 2, 4, 8, 16 versus ``"caffe"``.
+
+    The kernel is a non-persistent buffer: it follows ``.to()`` but is neither a parameter
+    nor saved in checkpoints (it is fully determined by ``stride``).
+    """
+
+    def __init__(self, stride: int, mode: str = "caffe") -> None:
+        super().__init__()
+        if mode not in UPSAMPLE_MODES:
+            raise ConfigError(f"model.upsample={mode!r} is unknown; choose one of {UPSAMPLE_MODES}")
+        self.stride, self.mode = stride, mode
+        kernel = bilinear_kernel(2 * stride).view(1, 1, 2 * stride, 2 * stride)
+        self.register_buffer("kernel", kernel, persistent=False)
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """``(B, C, h, w)`` with ``h = ceil(H / s)`` → ``(B, C, H, W)`` for ``size = (H, W)``."""
+        channels, s = x.shape[1], self.stride
+        weight = self.kernel.to(x.dtype).expand(channels, 1, 2 * s, 2 * s)
+        up = F.conv_transpose2d(x, weight, stride=s, groups=channels)
+        (height, width), (up_h, up_w) = size, up.shape[-2:]
+        if self.mode == "caffe":
+            top = left = s // 2
+        else:
+            top, left = (up_h - height) // 2, (up_w - width) // 2
+        if up_h < top + height or up_w < left + width:
+            raise ValueError(
+                f"stride-{s} features {tuple(x.shape[-2:])} are too small for output {size}: "
+                f"expected ceil(size / {s}) rows and columns"
+            )
+        return up[..., top : top + height, left : left + width]
+
+
+class OSVOSNet(nn.Module):
+    """OSVOS: ``(B, 3, H, W)`` normalised image → logits at the input resolution.
+
+    Args:
+        upsample: ``"caffe"`` (crop offset s/2, the paper's code) or ``"center"`` (the
+            PyTorch/TF ports' centre crop, 1–5 px column shifts at 480x854).
+        init: initialisation of the new convs. ``"caffe"``: prep N(0, 0.001), score_dsn and
+            fuse weights 0 (Caffe's default constant filler); ``"port"``: every new conv
+            N(0, 0.001), as the PyTorch/TF ports. Biases 0 in both. The trunk starts He-normal
+            until backbone weights are loaded (see ``load_backbone``).
+
+    Works at any input size (odd ones too): ceil-mode pools keep every stage covering the
+    whole image, and each upsampled map is cropped back to ``(H, W)``. Uses only ops that
+    accept ``channels_last`` tensors and bf16 autocast.
+    """
+
+    def __init__(self, upsample: str = "caffe", init: str = "caffe") -> None:
+        super().__init__()
+        if init not in INIT_MODES:
+            raise ConfigError(f"model.init={init!r} is unknown; choose one of {INIT_MODES}")
+        self.trunk = VGG16Trunk()
+        self.prep = nn.ModuleList(
+            nn.Conv2d(c, PREP_CHANNELS, kernel_size=3, padding=1) for c in SIDE_CHANNELS
+        )
+        self.score_dsn = nn.ModuleList(nn.Conv2d(PREP_CHANNELS, 1, 1) for _ in STRIDES)
+        self.fuse = nn.Conv2d(PREP_CHANNELS * len(STRIDES), 1, 1)
+        self.upsample = nn.ModuleList(FixedBilinearUpsample(s, upsample) for s in STRIDES)
+        self._init_heads(init)
+
+    def _init_heads(self, init: str) -> None:
+        zero_weights = init == "caffe"
+        for conv in self.prep:
+            nn.init.normal_(conv.weight, std=0.001)
+        for conv in (*self.score_dsn, self.fuse):
+            if zero_weights:
+                nn.init.zeros_(conv.weight)
+            else:
+                nn.init.normal_(conv.weight, std=0.001)
+        for conv in (*self.prep, *self.score_dsn, self.fuse):
+            nn.init.zeros_(conv.bias)
+
+    def _prep(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The four 16-channel prep maps, at strides 2, 4, 8, 16."""
+        return [conv(tap) for conv, tap in zip(self.prep, self.trunk(x))]
+
+    def _fused(self, prep: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        upsampled = [up(p, size) for up, p in zip(self.upsample, prep)]
+        return self.fuse(torch.cat(upsampled, dim=1))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """All five logits ``[side2, side3, side4, side5, fuse]``, each ``(B, 1, H, W)``."""
+        size = (x.shape[-2], x.shape[-1])
+        prep = self._prep(x)
+        sides = [up(score(p), size) for up, score, p in zip(self.upsample, self.score_dsn, prep)]
+        return [*sides, self._fused(prep, size)]
+
+    def forward_fused(self, x: torch.Tensor) -> torch.Tensor:
+        """Only the fused ``(B, 1, H, W)`` logit (online fine-tuning and inference).
+
+        Skips the side-score heads; equal to ``forward(x)[-1]``.
+        """
+        return self._fused(self._prep(x), (x.shape[-2], x.shape[-1]))

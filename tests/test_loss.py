@@ -1,0 +1,106 @@
+"""The class-balanced cross-entropy against hand-computed values and its analytic gradient."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from osvos_pl.model import class_balanced_bce
+
+# Image A: one foreground pixel of four, so w+ = 3/4 and w- = 1/4.
+#   logit  2, y=1: 0.75 * log(1 + e^-2) = 0.095196008
+#   logit -1, y=0: 0.25 * log(1 + e^-1) = 0.078315422
+#   logit  0, y=0: 0.25 * log 2         = 0.173286795
+#   logit  3, y=0: 0.25 * log(1 + e^3)  = 0.762146838
+LOGITS_A = [[2.0, -1.0], [0.0, 3.0]]
+TARGET_A = [[1.0, 0.0], [0.0, 0.0]]
+SUM_A = 1.108945063195207
+# Image B: two foreground pixels of four, so w+ = w- = 1/2.
+#   0.5 * (log(1+e^-1) + log(1+e^2) + log(1+e^0.5) + log(1+e^-3)) = 1.731427017
+LOGITS_B = [[1.0, -2.0], [0.5, -3.0]]
+TARGET_B = [[1.0, 1.0], [0.0, 0.0]]
+SUM_B = 1.7314270171575221
+
+
+def _t(rows: list[list[float]], dtype=torch.float64) -> torch.Tensor:
+    return torch.tensor(rows, dtype=dtype).view(1, 1, 2, 2)
+
+
+def test_single_image_sum_matches_hand_computation():
+    loss = class_balanced_bce(_t(LOGITS_A), _t(TARGET_A), reduction="sum")
+    assert loss.item() == pytest.approx(SUM_A, rel=1e-12)
+
+
+def test_single_image_mean_divides_by_pixel_count():
+    loss = class_balanced_bce(_t(LOGITS_A), _t(TARGET_A), reduction="mean")
+    assert loss.item() == pytest.approx(SUM_A / 4, rel=1e-12)
+
+
+def test_batch_uses_per_image_weights_and_divides_by_batch_size():
+    logits = torch.cat([_t(LOGITS_A), _t(LOGITS_B)])
+    target = torch.cat([_t(TARGET_A), _t(TARGET_B)])
+    assert class_balanced_bce(logits, target, "sum").item() == pytest.approx((SUM_A + SUM_B) / 2)
+    assert class_balanced_bce(logits, target, "mean").item() == pytest.approx(
+        (SUM_A / 4 + SUM_B / 4) / 2
+    )
+    # Weights pooled over the batch (3 fg of 8: w+ = 5/8, w- = 3/8) would give another value.
+    pooled_weight = torch.where(target >= 0.5, 5 / 8, 3 / 8)
+    pooled = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, target, weight=pooled_weight, reduction="sum"
+    ) / 2
+    assert abs(class_balanced_bce(logits, target, "sum").item() - pooled.item()) > 1e-3
+
+
+def test_target_is_binarised_at_one_half():
+    logits = _t(LOGITS_A)
+    soft = _t([[0.5, 0.49], [0.0, 0.2]])
+    assert class_balanced_bce(logits, soft).item() == pytest.approx(SUM_A, rel=1e-12)
+
+
+def test_image_without_foreground_contributes_nothing():
+    """As in the Caffe layer: with |Y+| = 0 the background weight |Y+|/|Y| is 0."""
+    loss = class_balanced_bce(_t(LOGITS_A), torch.zeros(1, 1, 2, 2, dtype=torch.float64))
+    assert loss.item() == 0.0
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_gradient_is_weighted_sigmoid_minus_target(reduction):
+    torch.manual_seed(0)
+    logits = (3 * torch.randn(2, 1, 5, 7, dtype=torch.float64)).requires_grad_()
+    target = (torch.rand(2, 1, 5, 7, dtype=torch.float64) > 0.7).double()
+    class_balanced_bce(logits, target, reduction).backward()
+    fg_share = target.mean(dim=(1, 2, 3), keepdim=True)
+    weight = torch.where(target > 0, 1 - fg_share, fg_share)
+    scale = 2 * (35 if reduction == "mean" else 1)
+    expected = weight * (torch.sigmoid(logits.detach()) - target) / scale
+    torch.testing.assert_close(logits.grad, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_gradcheck_float64():
+    torch.manual_seed(1)
+    logits = torch.randn(2, 1, 3, 4, dtype=torch.float64, requires_grad=True)
+    target = (torch.rand(2, 1, 3, 4, dtype=torch.float64) > 0.5).double()
+    assert torch.autograd.gradcheck(lambda x: class_balanced_bce(x, target, "sum"), (logits,))
+
+
+def test_stable_for_huge_logits():
+    logits = torch.tensor([[1e4, -1e4], [-1e4, 1e4]]).view(1, 1, 2, 2).requires_grad_()
+    target = _t([[1.0, 0.0], [1.0, 0.0]], dtype=torch.float32)
+    loss = class_balanced_bce(logits, target)
+    loss.backward()
+    # two confident right (loss 0), two confident wrong (0.5 * 1e4 each)
+    assert loss.item() == pytest.approx(1e4)
+    assert torch.isfinite(logits.grad).all()
+
+
+def test_bf16_logits_give_a_float32_loss():
+    loss = class_balanced_bce(_t(LOGITS_A, torch.bfloat16), _t(TARGET_A, torch.float32))
+    assert loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(SUM_A, rel=1e-2)
+
+
+def test_refuses_mismatched_shapes_and_unknown_reduction():
+    with pytest.raises(ValueError, match="same"):
+        class_balanced_bce(torch.zeros(1, 1, 4, 4), torch.zeros(1, 4, 4))
+    with pytest.raises(ValueError, match="reduction"):
+        class_balanced_bce(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4), reduction="none")
