@@ -64,7 +64,8 @@ def predict(cfg: DictConfig, output: Path) -> dict:
     from osvos_pl.data.datasets import FirstFrames
     from osvos_pl.data.frames import FrameSource, StreamedFrames
     from osvos_pl.data.io import write_mask
-    from osvos_pl.data.transforms import get_normalization, resize_pair, scaled_size
+    from osvos_pl.data.transforms import resize_pair, scaled_size
+    from osvos_pl.normalization import get_normalization
     from osvos_pl.stages.inference import segment_stream
     from osvos_pl.stages.online import (
         finetune_objects,

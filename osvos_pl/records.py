@@ -7,10 +7,11 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from osvos_pl.metrics.summary import GLOBAL_KEYS, STAT_KEYS, global_row
 from osvos_pl.utils.atomic import atomic_write_json
 
-STAT_KEYS = ("J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
-GLOBAL_KEYS = ("J&F-Mean", *STAT_KEYS)
+__all__ = ["GLOBAL_KEYS", "STAT_KEYS", "global_from_sequences", "merge_records", "read_record",
+           "write_record"]
 
 
 def now_iso() -> str:
@@ -19,10 +20,7 @@ def now_iso() -> str:
 
 def global_from_sequences(sequences: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     """The official global row: plain mean over objects of each statistic; J&F = (J + F) / 2."""
-    if not sequences:
-        return {}
-    out = {k: sum(float(s[k]) for s in sequences.values()) / len(sequences) for k in STAT_KEYS}
-    return {"J&F-Mean": (out["J-Mean"] + out["F-Mean"]) / 2, **out}
+    return global_row(sequences.values()) if sequences else {}
 
 
 def write_record(path: str | Path, record: Mapping) -> Path:

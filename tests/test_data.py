@@ -11,8 +11,9 @@ from osvos_pl.data.datamodule import DAVISDataModule
 from osvos_pl.data.davis import DAVISIndex
 from osvos_pl.data.generated import GeneratedSpec, ensure_generated
 from osvos_pl.data.masks import validate_sequence
-from osvos_pl.data.transforms import NORMALIZATIONS, build_augmentation
+from osvos_pl.data.transforms import build_augmentation
 from osvos_pl.errors import DataError
+from osvos_pl.normalization import get_normalization
 from tests.helpers import copy_sample
 
 
@@ -48,7 +49,7 @@ def test_augmentation_keeps_image_and_mask_aligned(davis_sample, augment):
     mask = (np.asarray(Image.open(davis_sample / "Annotations/480p/car-shadow/00000.png")) > 0)
     image[mask] = (255, 0, 0)
     image[~mask] = np.minimum(image[~mask], 200)  # nothing else is pure red
-    pipeline = build_augmentation(augment, NORMALIZATIONS["imagenet"].mean_rgb())
+    pipeline = build_augmentation(augment, get_normalization("imagenet").mean_rgb())
     for _ in range(6):
         out = pipeline(image=image, mask=mask.astype(np.uint8))
         red = (out["image"][..., 0] > 240) & (out["image"][..., 1] < 30) & (out["image"][..., 2] < 30)

@@ -11,7 +11,6 @@ from PIL import Image
 
 from osvos_pl.errors import ConfigError
 from osvos_pl.model import (
-    NORMALIZATION,
     OSVOSNet,
     WeightsUnavailableError,
     build_param_groups,
@@ -20,6 +19,7 @@ from osvos_pl.model import (
 )
 from osvos_pl.model.osvos import STRIDES, FixedBilinearUpsample
 from osvos_pl.model.vgg import CONV_INDEX
+from osvos_pl.normalization import get_normalization
 
 REFERENCE_MULT = {
     "weight": 1.0, "bias": 2.0, "dsn_weight": 0.1, "dsn_bias": 0.2,
@@ -295,13 +295,8 @@ def test_imagenet_download_drops_the_classifier(monkeypatch, vgg_weights):
 
 
 def _normalise(image: np.ndarray, preset: str) -> torch.Tensor:
-    """``(H, W, 3) uint8`` RGB → ``(1, 3, H, W)`` as albumentations' Normalize would."""
-    norm = NORMALIZATION[preset]
-    x = image[..., ::-1] if norm["bgr"] else image
-    mean = np.asarray(norm["mean"]) * norm["max_pixel_value"]
-    std = np.asarray(norm["std"]) * norm["max_pixel_value"]
-    x = (x.astype(np.float32) - mean) / std
-    return torch.from_numpy(x.astype(np.float32)).permute(2, 0, 1).unsqueeze(0)
+    """``(H, W, 3)`` RGB → ``(1, 3, H, W)`` normalised as the data pipeline does."""
+    return get_normalization(preset)(image).unsqueeze(0)
 
 
 def test_normalization_presets_map_the_mean_colour_to_zero():

@@ -13,7 +13,7 @@ from osvos_pl.data.datasets import FirstFrames, SequenceFrames, TrainFrames, ann
 from osvos_pl.data.davis import DAVISIndex
 from osvos_pl.data.generated import GeneratedSpec, ensure_generated
 from osvos_pl.data.masks import validate_sequence
-from osvos_pl.data.transforms import Normalization, get_normalization
+from osvos_pl.normalization import Normalization, get_normalization
 
 
 class DAVISDataModule(pl.LightningDataModule):

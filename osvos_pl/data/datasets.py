@@ -19,7 +19,6 @@ from osvos_pl.data.davis import DAVISIndex, VideoSequence
 from osvos_pl.data.io import read_image, read_mask
 from osvos_pl.data.masks import binary_target, eval_labels
 from osvos_pl.data.transforms import (
-    Normalization,
     build_augmentation,
     mask_boundary,
     paper_versions,
@@ -27,6 +26,7 @@ from osvos_pl.data.transforms import (
     scaled_size,
 )
 from osvos_pl.errors import DataError
+from osvos_pl.normalization import Normalization
 
 
 def _check_pair(image_hw: tuple, labels: np.ndarray, seq: VideoSequence, i: int) -> None:

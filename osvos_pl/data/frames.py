@@ -15,8 +15,9 @@ import torch
 from torch.utils.data import IterableDataset
 
 from osvos_pl.data.io import read_image
-from osvos_pl.data.transforms import Normalization, resize_pair, scaled_size
+from osvos_pl.data.transforms import resize_pair, scaled_size
 from osvos_pl.errors import DataError
+from osvos_pl.normalization import Normalization
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 

@@ -11,61 +11,16 @@ Two augmentation sets, chosen by ``data.augment``:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 from osvos_pl.errors import ConfigError  # noqa: E402
 
 PAPER_SCALES = (0.5, 0.8, 1.0)
-
-
-@dataclass(frozen=True)
-class Normalization:
-    """Input normalisation the backbone weights expect: ``(x[channels] - mean) / std`` on 0–255."""
-
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    bgr: bool
-
-    def __call__(self, image: np.ndarray) -> torch.Tensor:
-        """``(H, W, 3) uint8 RGB`` → ``(3, H, W) float32`` normalised."""
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
-        if self.bgr:
-            x = x.flip(0)
-        mean = torch.tensor(self.mean).view(3, 1, 1)
-        std = torch.tensor(self.std).view(3, 1, 1)
-        return (x - mean) / std
-
-    def mean_rgb(self) -> tuple[int, int, int]:
-        """The mean colour in RGB 0–255, used to fill borders (it normalises to zero)."""
-        m = tuple(int(round(v)) for v in self.mean)
-        return m[::-1] if self.bgr else m
-
-
-NORMALIZATIONS = {
-    # torchvision ImageNet weights: RGB/255, mean/std (expressed on the 0–255 scale here)
-    "imagenet": Normalization(
-        mean=(0.485 * 255, 0.456 * 255, 0.406 * 255), std=(0.229 * 255, 0.224 * 255, 0.225 * 255),
-        bgr=False,
-    ),
-    # Caffe VGG (the paper): BGR 0–255 minus the per-channel mean, no std
-    "caffe": Normalization(mean=(104.00699, 116.66877, 122.67892), std=(1.0, 1.0, 1.0), bgr=True),
-}
-
-
-def get_normalization(name: str) -> Normalization:
-    if name not in NORMALIZATIONS:
-        raise ConfigError(
-            f"data.normalization={name!r} is unknown; choose one of {sorted(NORMALIZATIONS)} "
-            "(or 'auto' to follow model.weights)"
-        )
-    return NORMALIZATIONS[name]
 
 
 def scaled_size(hw: tuple[int, int], scale: float) -> tuple[int, int]:

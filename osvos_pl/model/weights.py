@@ -3,7 +3,7 @@
 Two families of VGG16 weights exist and they expect different input (reference/osvos.md §1,
 §3, DESIGN.md "A measured trap"): torchvision's (RGB / 255, ImageNet mean and std) and the
 paper's Caffe VGG (BGR, 0–255, mean-subtracted, no std). ``load_backbone`` tells the caller
-which input the loaded weights need, by the name of a ``NORMALIZATION`` preset.
+which input the loaded weights need, by the name of a preset in ``osvos_pl.normalization``.
 """
 
 from __future__ import annotations
@@ -20,28 +20,6 @@ from osvos_pl.model.osvos import OSVOSNet
 from osvos_pl.model.vgg import CONV_INDEX
 
 IMAGENET_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
-
-#: Input normalisation presets, in the form albumentations' ``Normalize`` takes:
-#: ``out = (x - mean * max_pixel_value) / (std * max_pixel_value)`` on 0–255 pixel values.
-#: ``bgr=True`` means the RGB image's channels are reversed *before* normalising, and
-#: ``mean``/``std`` are always listed in the channel order the network sees.
-#:
-#: - ``imagenet``: torchvision weights, RGB scaled to [0, 1], ImageNet mean and std.
-#: - ``caffe``: the paper's Caffe VGG, BGR 0–255 minus the (B, G, R) mean, no std.
-NORMALIZATION: dict[str, dict[str, Any]] = {
-    "imagenet": {
-        "mean": (0.485, 0.456, 0.406),
-        "std": (0.229, 0.224, 0.225),
-        "bgr": False,
-        "max_pixel_value": 255.0,
-    },
-    "caffe": {
-        "mean": (104.00699, 116.66877, 122.67892),
-        "std": (1.0, 1.0, 1.0),
-        "bgr": True,
-        "max_pixel_value": 1.0,
-    },
-}
 
 ACCEPTED_FORMATS = (
     "a state dict of the 13 VGG16 convolutions with torchvision keys 'features.0.weight' … "
@@ -60,7 +38,7 @@ class WeightsUnavailableError(OSVOSError):
 
 
 def load_backbone(net: OSVOSNet, source: str | Path | None) -> str:
-    """Load VGG16 weights into ``net.trunk``; return the ``NORMALIZATION`` preset they need.
+    """Load VGG16 weights into ``net.trunk``; return the ``osvos_pl.normalization`` preset they need.
 
     ``source``: ``"imagenet"`` downloads torchvision's VGG16 through ``torch.hub`` (cached
     under ``$TORCH_HOME``); a path loads a state dict from disk (formats: ``ACCEPTED_FORMATS``;

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from osvos_pl.data.io import read_image, read_mask, write_mask
 from osvos_pl.data.masks import eval_labels, object_ids
 from osvos_pl.errors import ConfigError
-from osvos_pl.metrics import db_statistics, evaluate_sequence
+from osvos_pl.metrics import evaluate_sequence, object_row
 from osvos_pl.records import global_from_sequences, read_record, write_record
 from osvos_pl.stages.common import autocast_dtype, build_datamodule, inference_device
 from osvos_pl.stages.finetune import finetune
@@ -105,16 +105,8 @@ def segment_sequence(cfg, dm, name: str, parent, contour, output_dir: Path) -> d
     scored = sorted(pred)
     gt = np.stack([eval_labels(read_mask(seq.masks[i]), dm.year) for i in scored])
     per_object = evaluate_sequence(gt, np.stack([pred[i] for i in scored]), multi_object=multi)
-    objects = {}
-    for oid, jf in per_object.items():
-        key = f"{name}_{oid}" if multi else name
-        j_m, j_r, j_d = db_statistics(np.asarray(jf["J"]))
-        f_m, f_r, f_d = db_statistics(np.asarray(jf["F"]))
-        objects[key] = {
-            "J-Mean": float(j_m), "J-Recall": float(j_r), "J-Decay": float(j_d),
-            "F-Mean": float(f_m), "F-Recall": float(f_r), "F-Decay": float(f_d),
-            "frames": len(jf["J"]),
-        }
+    objects = {f"{name}_{oid}" if multi else name: object_row(jf["J"], jf["F"])
+               for oid, jf in per_object.items()}
     n = len(seq)
     timing = {
         "finetune_seconds": finetune_seconds,

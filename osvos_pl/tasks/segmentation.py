@@ -122,7 +122,7 @@ class SegmentationTask(pl.LightningModule):
 
 def _denormalise(image: torch.Tensor, normalization: str) -> np.ndarray:
     """Normalised ``(3, H, W)`` tensor back to ``(H, W, 3) uint8`` RGB for display."""
-    from osvos_pl.data.transforms import get_normalization
+    from osvos_pl.normalization import get_normalization
 
     norm = get_normalization(normalization)
     x = image.detach().float().cpu() * torch.tensor(norm.std).view(3, 1, 1)
