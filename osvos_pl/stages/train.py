@@ -9,13 +9,17 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelCheckpoint
+from torch.utils.data import DataLoader
 
+from osvos_pl.data.bsds import BSDSContours
 from osvos_pl.records import global_from_sequences
 from osvos_pl.stages.common import (
     build_datamodule,
+    inference_device,
     instantiate_callbacks,
     make_trainer,
 )
+from osvos_pl.stages.contour import evaluate_contours
 from osvos_pl.tasks.callbacks import SideLossSchedule, staged_lr_lambda
 from osvos_pl.tasks.segmentation import SegmentationTask
 
@@ -57,27 +61,40 @@ def run_training(cfg: DictConfig, output_dir: Path, loggers: list, stage: str) -
         every_n_train_steps=int(scfg.checkpoint_every),
     )
     val_every = min(int(scfg.val_every), updates * int(scfg.accumulate))
+    contour = stage == "contour"  # J/F of masks means nothing for contours: judged after training
     trainer = make_trainer(
         cfg, output_dir, max_steps=updates, accumulate_grad_batches=int(scfg.accumulate),
         val_check_interval=val_every, check_val_every_n_epoch=None, num_sanity_val_steps=0,
+        limit_val_batches=0 if contour else None,
         callbacks=[schedule, checkpoints, *instantiate_callbacks(cfg)], logger=loggers or False,
     )
     start = time.perf_counter()
-    trainer.fit(task, datamodule=dm, ckpt_path=resume_path(cfg, output_dir))
+    fit_data = {"datamodule": dm}
+    if contour and scfg.source == "bsds":
+        fit_data = {"train_dataloaders": DataLoader(
+            BSDSContours(scfg.bsds_root, scfg.get("bsds_split", "train"), dm.normalization,
+                         dm.scale, dm.augment),
+            batch_size=dm.batch_size, shuffle=True, num_workers=dm.num_workers)}
+    trainer.fit(task, **fit_data, ckpt_path=resume_path(cfg, output_dir))
     train_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    trainer.validate(task, datamodule=dm, verbose=False)
-    val_seconds = time.perf_counter() - start
     final = output_dir / f"{stage}.ckpt"
     trainer.save_checkpoint(final)
-    result = task.last_validation or {"sequences": {}}
-    sequences = {
-        eval_names[int(k)]: row for k, row in result.get("objects", {}).items()
-    }
+    start = time.perf_counter()
+    extra = {}
+    if contour:
+        extra["contours"] = evaluate_contours(task.net, dm, eval_names, inference_device(cfg))
+        log.info("contour branch on held-back frames: %s", extra["contours"])
+        sequences = {}
+    else:
+        trainer.validate(task, datamodule=dm, verbose=False)
+        result = task.last_validation or {}
+        sequences = {eval_names[int(k)]: row for k, row in result.get("objects", {}).items()}
+    val_seconds = time.perf_counter() - start
     frames = sum(len(dm.index.sequence(n)) for n in eval_names)
     return {
         "global": global_from_sequences(sequences),
         "sequences": sequences,
+        **extra,
         "timing": {
             "train_seconds": train_seconds,
             "optimizer_steps": trainer.global_step,
