@@ -7,7 +7,6 @@ snapping pulls the boundary back (F rises) without losing area overlap (J does n
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import cv2
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 
 from osvos_pl.data.io import read_image, read_mask
+from osvos_pl.metrics import db_eval_boundary, db_eval_iou
 from osvos_pl.snapping import MASK_THRESHOLD, UCM_THRESHOLD, majority_vote, snap, superpixels
 
 SEQUENCES = ("blackswan", "car-shadow")
@@ -165,36 +165,11 @@ def test_majority_vote_rejects_non_integer_labels():
 
 
 def _j(gt: np.ndarray, pred: np.ndarray) -> float:
-    """Region similarity J (IoU); 1 when both are empty (davis_metrics.md section 2)."""
-    union = np.logical_or(gt, pred).sum()
-    return 1.0 if union == 0 else float(np.logical_and(gt, pred).sum() / union)
-
-
-def _boundary(mask: np.ndarray) -> np.ndarray:
-    """DAVIS ``seg2bmap``: pixels differing from their right, lower or lower-right neighbour."""
-    b = np.zeros_like(mask)
-    b[:-1, :-1] = (
-        (mask[:-1, :-1] != mask[:-1, 1:])
-        | (mask[:-1, :-1] != mask[1:, :-1])
-        | (mask[:-1, :-1] != mask[1:, 1:])
-    )
-    b[-1, :-1] = mask[-1, :-1] != mask[-1, 1:]
-    b[:-1, -1] = mask[:-1, -1] != mask[1:, -1]
-    return b
+    return float(db_eval_iou(gt, pred)[0])
 
 
 def _f(gt: np.ndarray, pred: np.ndarray) -> float:
-    """Boundary measure F with the DAVIS tolerance disk of radius ceil(0.008 * diagonal)."""
-    r = math.ceil(0.008 * math.hypot(*gt.shape))
-    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-    disk = (xx**2 + yy**2 <= r * r).astype(np.uint8)
-    bg, bp = _boundary(gt), _boundary(pred)
-    ng, npred = int(bg.sum()), int(bp.sum())
-    if ng == 0 or npred == 0:
-        return float(ng == npred)
-    precision = (bp & (cv2.dilate(bg.astype(np.uint8), disk) > 0)).sum() / npred
-    recall = (bg & (cv2.dilate(bp.astype(np.uint8), disk) > 0)).sum() / ng
-    return 0.0 if precision + recall == 0 else float(2 * precision * recall / (precision + recall))
+    return float(db_eval_boundary(gt, pred)[0])
 
 
 def _oracle_contour(gt: np.ndarray) -> np.ndarray:
