@@ -41,7 +41,8 @@ def clip(davis_sample, tmp_path_factory):
 def test_predict_segments_a_real_video(clip, davis_sample, vgg_weights, tmp_path):
     out = tmp_path / "out"
     proc = run_cli([f"input={clip / 'car-shadow.mp4'}", f"mask={clip / 'mask.png'}",
-                    f"model.weights={vgg_weights}", "online.iterations=60", "logger=none",
+                    f"model.weights={vgg_weights}", "online.iterations=60", "optim.optimizer.lr=1e-4",
+                    "logger=none",
                     f"output={out}", f"hydra.run.dir={tmp_path / 'run'}", "data.num_workers=0"],
                    cwd=tmp_path, module="osvos_pl.predict")
     assert "quality is lower" in proc.stdout  # no parent given: says so
@@ -57,8 +58,9 @@ def test_predict_segments_a_real_video(clip, davis_sample, vgg_weights, tmp_path
     gts = np.stack([_gt(davis_sample, i) for i in range(FRAMES)])
     j = float(db_eval_iou(gts[1:], preds[1:]).mean())
     print(f"predict on car-shadow mp4 ({SIZE[0]}x{SIZE[1]}, 60 iterations): J = {j:.3f}")
-    # honest bar: one-shot from ImageNet weights without a parent, 60 updates at quarter size
-    assert j > 0.5
+    # One-shot from ImageNet weights without a parent, 60 Adam updates at lr 1e-4 (10x the
+    # default, which needs ~300 updates), quarter size: measured J = 0.88; at lr 1e-5 J = 0.33.
+    assert j > 0.7
 
 
 def _predict(args, tmp_path):
