@@ -14,6 +14,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from osvos_pl.records import now_iso, write_record
 from osvos_pl.stages.common import config_dict, instantiate_loggers
+from osvos_pl.utils.atomic import remove_stale_temporaries
 from osvos_pl.validation import validate_config
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> dict:
     if output_dir is None:
         output_dir = Path(HydraConfig.get().runtime.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    if rank_zero_only.rank == 0:  # before any writer starts; other DDP ranks write nothing here
+        for path in remove_stale_temporaries(output_dir):
+            log.info("removed %s, left by an interrupted run", path)
     try:
         overrides = list(HydraConfig.get().overrides.task)
     except ValueError:  # composed outside a Hydra app (tests, notebooks)

@@ -76,6 +76,10 @@ class DAVISIndex:
 
     def split(self, split: str) -> list[str]:
         """Sequence names of a split, read from the ImageSets file of this layout."""
+        return _parse_imageset(self.split_file(split))
+
+    def split_file(self, split: str) -> Path:
+        """The ImageSets file that defines ``split``."""
         candidates = [
             self.root / "ImageSets" / self.resolution / f"{split}.txt",
             self.root / "ImageSets" / "2017" / f"{split}.txt",
@@ -83,7 +87,7 @@ class DAVISIndex:
         ]
         for path in candidates:
             if path.is_file():
-                return _parse_imageset(path)
+                return path
         raise DataError(
             f"no split file for split {split!r} under {self.root / 'ImageSets'} "
             f"(looked for {', '.join(str(c.relative_to(self.root)) for c in candidates)}) — "
@@ -101,10 +105,15 @@ class DAVISIndex:
         on_disk = set(self.sequence_names())
         missing = [n for n in names if n not in on_disk]
         if missing:
-            source = "data.sequences" if sequences else f"split {split!r}"
+            if sequences:
+                source, fix = "data.sequences", "fix data.sequences"
+            else:
+                source = f"split {split!r}, listed in {self.split_file(split)}"
+                fix = ("download the missing sequences, or remove them from the split file, or "
+                       "pick sequences with data.sequences=[name,...]")
             raise DataError(
                 f"unknown sequence(s) {missing} ({source}): no folder {self.image_dir}/<name> — "
-                f"available: {sorted(on_disk)[:20]}{' …' if len(on_disk) > 20 else ''}"
+                f"{fix}; available: {sorted(on_disk)[:20]}{' …' if len(on_disk) > 20 else ''}"
             )
         return names
 

@@ -53,14 +53,15 @@ def validate_sequence(
 ) -> tuple[int, int]:
     """Check a sequence before any training; return its native ``(H, W)``.
 
-    ``require_masks``: "all" (parent/contour training, evaluation) or "first" (online).
+    ``require_masks``: "all" (parent/contour training, evaluation) or "first" (online: frame 0's
+    mask is required; later masks, where present, are checked too, because they are scored).
     ``decode=True`` decodes every file, which catches corrupt or truncated images.
     Checks: frame sizes agree, masks match their frame's size, 2016 masks are 0/255,
     2017 masks use no ids beyond frame 0's objects, the first mask is non-empty if asked.
     """
     hw = _size(seq.frames[0])
     if require_masks == "first":
-        wanted = [0]
+        wanted = [0] + [i for i in range(1, len(seq)) if seq.masks[i] is not None]
     elif require_masks == "all":
         wanted = list(range(len(seq)))
     else:
@@ -107,6 +108,7 @@ def validate_sequence(
                 raise DataError(
                     f"mask {path} has object ids {extra} that frame 0 "
                     f"({seq.mask(0).name}) does not have (objects {first_ids}) — DAVIS 2017 "
-                    "semi-supervised evaluation takes its objects from the first frame; relabel"
+                    "semi-supervised evaluation takes its objects from the first frame: annotate "
+                    "them in frame 0's mask, or set these ids to 0 (background) in this one"
                 )
     return hw

@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from osvos_pl.data.datamodule import DAVISDataModule
+from osvos_pl.errors import ConfigError
 from osvos_pl.tasks.callbacks import AtomicCheckpointIO
 
 
@@ -42,7 +43,35 @@ def make_trainer(cfg: DictConfig, output_dir: Path, **overrides):
     kwargs = dict(overrides)
     kwargs.setdefault("plugins", [AtomicCheckpointIO()])
     kwargs.setdefault("default_root_dir", str(output_dir))
-    return instantiate(cfg.trainer, **kwargs)
+    trainer = instantiate(cfg.trainer, **kwargs)
+    refuse_relaunch_in_multirun(trainer)
+    return trainer
+
+
+def refuse_relaunch_in_multirun(trainer) -> None:
+    """Refuse Lightning's subprocess DDP launcher inside a Hydra multirun.
+
+    That launcher starts ranks 1..N-1 by re-running the command line, which in a multirun is the
+    whole sweep (``-m ...``): each extra process would launch every job again. Processes that a
+    cluster starts itself (SLURM tasks via submitit, torchrun) have no such launcher and pass.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from pytorch_lightning.strategies.launchers import _SubprocessScriptLauncher
+
+    launcher = trainer.strategy.launcher
+    if (not isinstance(launcher, _SubprocessScriptLauncher) or launcher.num_processes <= 1
+            or launcher.cluster_environment.creates_processes_externally):
+        return
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return
+    raise ConfigError(
+        f"DDP with trainer.devices={launcher.num_processes} inside a Hydra multirun (-m): "
+        "Lightning's DDP launcher would re-run the whole sweep in each extra process. Run a "
+        "multi-device job on its own (without -m), keep multirun jobs single-device "
+        "(trainer.devices=1), or launch with hydra/launcher=slurm (submitit), where SLURM starts "
+        "one task per GPU (see README, Clusters)"
+    )
 
 
 def instantiate_loggers(cfg: DictConfig) -> list:
@@ -56,7 +85,13 @@ def instantiate_loggers(cfg: DictConfig) -> list:
 
 
 def instantiate_callbacks(cfg: DictConfig) -> list:
-    return [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    """The ``callbacks.*`` objects; the LR monitor only when there is a logger to write to."""
+    from pytorch_lightning.callbacks import LearningRateMonitor
+
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if not cfg.get("logger"):
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    return callbacks
 
 
 def config_dict(cfg: DictConfig) -> dict:

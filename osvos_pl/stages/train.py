@@ -20,19 +20,21 @@ from osvos_pl.stages.common import (
     make_trainer,
 )
 from osvos_pl.stages.contour import evaluate_contours
-from osvos_pl.tasks.callbacks import SideLossSchedule, staged_lr_lambda
+from osvos_pl.tasks.callbacks import CheckpointOnSigterm, SideLossSchedule, staged_lr_lambda
 from osvos_pl.tasks.segmentation import SegmentationTask
 
 log = logging.getLogger(__name__)
 
 
 def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
-    """``ckpt_path=auto`` resumes from ``<output_dir>/checkpoints/last.ckpt`` when it exists."""
+    """``ckpt_path=auto`` resumes from the newest of ``<output_dir>/checkpoints/last.ckpt`` and
+    the ``hpc_ckpt_<n>.ckpt`` Lightning writes on SLURM's requeue signal (SIGUSR1), if any."""
     if cfg.ckpt_path in (None, "none"):
         return None
     if cfg.ckpt_path == "auto":
-        last = output_dir / "checkpoints" / "last.ckpt"
-        return str(last) if last.is_file() else None
+        found = [p for p in (output_dir / "checkpoints" / "last.ckpt",
+                             *output_dir.glob("hpc_ckpt_*.ckpt")) if p.is_file()]
+        return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
     return str(cfg.ckpt_path)
 
 
@@ -60,13 +62,15 @@ def run_training(cfg: DictConfig, output_dir: Path, loggers: list, stage: str) -
         dirpath=output_dir / "checkpoints", save_last=True, save_top_k=0,
         every_n_train_steps=int(scfg.checkpoint_every),
     )
+    last = output_dir / "checkpoints" / "last.ckpt"  # what ckpt_path=auto resumes from
     val_every = min(int(scfg.val_every), updates * int(scfg.accumulate))
     contour = stage == "contour"  # J/F of masks means nothing for contours: judged after training
     trainer = make_trainer(
         cfg, output_dir, max_steps=updates, accumulate_grad_batches=int(scfg.accumulate),
         val_check_interval=val_every, check_val_every_n_epoch=None, num_sanity_val_steps=0,
         limit_val_batches=0 if contour else None,
-        callbacks=[schedule, checkpoints, *instantiate_callbacks(cfg)], logger=loggers or False,
+        callbacks=[schedule, checkpoints, CheckpointOnSigterm(last), *instantiate_callbacks(cfg)],
+        logger=loggers or False,
     )
     start = time.perf_counter()
     fit_data = {"datamodule": dm}
@@ -103,7 +107,7 @@ def run_training(cfg: DictConfig, output_dir: Path, loggers: list, stage: str) -
         },
         "artifacts": {
             "checkpoint": str(final),
-            "last_checkpoint": str(output_dir / "checkpoints" / "last.ckpt"),
+            "last_checkpoint": str(last),
             "data_root": str(dm.data_root),
         },
         "train_sequences": train_names,

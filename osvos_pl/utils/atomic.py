@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+# ``atomic_path`` temporaries: ".<final name>.<8 random chars>.tmp[<final suffix>]" (mkstemp)
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
 
 
 @contextmanager
@@ -36,3 +40,19 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Path], Any]) -> Path
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Dump ``obj`` as indented JSON to ``path`` atomically."""
     return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=False)))
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the ``atomic_path`` temporaries a killed run (SIGKILL, OOM killer, power loss) left
+    under ``folder``; return what was removed.
+
+    Only for the start of a run, before anything writes into ``folder`` (rank 0 under DDP): a
+    temporary found then belongs to no live writer. Final names are never touched.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.rglob(".*.tmp*") if p.is_file() and _TEMPORARY.match(p.name)]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
