@@ -270,3 +270,11 @@ def test_module_entry_point_exits_non_zero_for_no_runs(tmp_path):
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert "error: no runs under" in proc.stderr
+
+
+def test_contour_runs_are_complete_by_their_boundary_scores_not_jf():
+    from osvos_pl.report.runs import record_problem
+
+    assert record_problem({"stage": "contour", "global": {}, "contours": {"F-ODS": 0.4}}) is None
+    assert record_problem({"stage": "contour", "global": {}}) == "no contour scores"
+    assert record_problem({"stage": "online", "global": {}}) == "empty global"

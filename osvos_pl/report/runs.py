@@ -45,6 +45,8 @@ def record_problem(record: Mapping | None) -> str | None:
     """Why a record cannot be counted, or None when it can."""
     if record is None:
         return "no metrics.json"
+    if record.get("stage") == "contour":  # scored by boundary F (``contours``), not J/F
+        return None if record.get("contours") else "no contour scores"
     if not record.get("global"):
         return "empty global"
     return None
