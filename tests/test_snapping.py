@@ -13,6 +13,7 @@ import cv2
 import higra as hg
 import numpy as np
 import pytest
+import torch
 
 from osvos_pl.data.io import read_image, read_mask
 from osvos_pl.metrics import db_eval_boundary, db_eval_iou
@@ -240,3 +241,47 @@ def test_snapping_to_oracle_contours_raises_f_and_keeps_j(
     )
     assert ja >= jb - J_SLACK
     assert fa >= fb + F_GAIN
+
+
+# --- snapping inside segment_stream -----------------------------------------------------------
+
+
+class _FixedLogits(torch.nn.Module):
+    """A stand-in network whose fused output is a fixed logit map, whatever the image."""
+
+    def __init__(self, logits: np.ndarray):
+        super().__init__()
+        self.register_buffer("logits", torch.tensor(logits, dtype=torch.float32)[None, None])
+
+    def forward_fused(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(x.shape[0], -1, -1, -1).clone()
+
+
+def _stream(contour_logits: np.ndarray):
+    from osvos_pl.stages.inference import InferenceSettings, segment_stream
+
+    fg = np.full((32, 32), -5.0)
+    fg[8:20, 8:20] = 5.0  # the mask overshoots the object's true edge at column 16
+    batch = {"image": torch.zeros(1, 3, 32, 32), "native_hw": torch.tensor([[32, 32]]),
+             "frame": torch.tensor([0])}
+    settings = InferenceSettings(device=torch.device("cpu"))
+    return list(segment_stream({1: _FixedLogits(fg)}, [batch], settings,
+                               _FixedLogits(contour_logits)))
+
+
+def test_stream_snaps_to_the_contour_branch_edges():
+    edge = np.full((32, 32), -6.0)
+    edge[8, 8:17] = edge[16, 8:17] = edge[8:17, 8] = edge[8:17, 16] = 6.0  # a closed square
+    (item, labels), = _stream(edge)
+    assert item["snapped"] is True
+    assert labels[9:16, 9:16].all()  # the enclosed region: all of it under the mask
+    assert not labels[18:].any() and not labels[:, 18:].any()  # the overshoot is cut off
+    assert labels.sum() < 12 * 12
+
+
+def test_stream_keeps_masks_where_the_contour_map_has_no_boundary():
+    (item, labels), = _stream(np.full((32, 32), -6.0))  # flat: one superpixel
+    assert item["snapped"] is False
+    expected = np.zeros((32, 32), np.uint8)
+    expected[8:20, 8:20] = 1
+    np.testing.assert_array_equal(labels, expected)

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from osvos_pl.data.datamodule import DAVISDataModule
 from osvos_pl.errors import ConfigError
 from osvos_pl.tasks.callbacks import AtomicCheckpointIO
+from osvos_pl.utils.hardware import fast_precision
 
 
 def build_datamodule(cfg: DictConfig, weights_normalization: str) -> DAVISDataModule:
@@ -28,9 +29,22 @@ def inference_device(cfg: DictConfig) -> torch.device:
     return torch.device("cpu")
 
 
+def resolved_precision(cfg: DictConfig) -> str:
+    """``trainer.precision``, with ``auto`` made concrete for the device the stage runs on.
+
+    ``auto`` is the fast path's precision: ``bf16-mixed`` where bf16 is native (CUDA GPUs with
+    bf16, CPUs with AVX512-BF16 or AMX), else ``32-true`` — emulated bf16 is several times
+    slower than fp32 (``osvos_pl.utils.hardware``). Any other value is passed through.
+    """
+    precision = str(cfg.trainer.precision)
+    if precision == "auto":
+        return fast_precision(inference_device(cfg))
+    return precision
+
+
 def autocast_dtype(cfg: DictConfig) -> torch.dtype | None:
     """The autocast dtype ``trainer.precision`` asks for (None = fp32)."""
-    precision = str(cfg.trainer.precision)
+    precision = resolved_precision(cfg)
     if precision.startswith("bf16"):
         return torch.bfloat16
     if precision.startswith("16"):
@@ -39,8 +53,11 @@ def autocast_dtype(cfg: DictConfig) -> torch.dtype | None:
 
 
 def make_trainer(cfg: DictConfig, output_dir: Path, **overrides):
-    """A Lightning Trainer from ``trainer.*`` plus stage-specific arguments; atomic checkpoints."""
+    """A Lightning Trainer from ``trainer.*`` plus stage-specific arguments; atomic checkpoints.
+
+    ``trainer.precision=auto`` is resolved here (``resolved_precision``)."""
     kwargs = dict(overrides)
+    kwargs.setdefault("precision", resolved_precision(cfg))
     kwargs.setdefault("plugins", [AtomicCheckpointIO()])
     kwargs.setdefault("default_root_dir", str(output_dir))
     trainer = instantiate(cfg.trainer, **kwargs)

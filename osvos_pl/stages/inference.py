@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 class InferenceSettings:
     device: torch.device
     dtype: torch.dtype | None = None      # autocast dtype (None = fp32)
-    channels_last: bool = False
+    channels_last: bool = False           # NHWC nets and inputs (model.channels_last true/inference)
     threshold: float = 0.5
     ucm_threshold: float = 0.29
     snap_mask_threshold: float = 122 / 255
@@ -46,24 +46,33 @@ def segment_stream(
     contour: torch.nn.Module | None = None,
 ) -> Iterator[tuple[dict, np.ndarray]]:
     """Yield ``(item, (H, W) uint8 labels)`` per frame in loader order; ``item`` holds the
-    batch entries of that frame (``frame``, and ``raw`` when the loader provides it)."""
-    from osvos_pl.snapping import snap
+    batch entries of that frame (``frame``, and ``raw`` when the loader provides it) and
+    ``snapped``: whether snapping changed it (None without a contour network; False where the
+    contour map had no boundary above ``ucm_threshold``, e.g. from an undertrained branch)."""
+    from osvos_pl.snapping import majority_vote, superpixels
 
     ids = np.array(list(nets), np.uint8)
+    layout = torch.channels_last if settings.channels_last else torch.preserve_format
     for net in (*nets.values(), *([contour] if contour is not None else [])):
-        net.eval().to(settings.device)
+        net.eval().to(settings.device, memory_format=layout)
     for batch in loader:
         image = batch["image"].to(settings.device, non_blocking=True)
         if settings.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
         native = tuple(int(v) for v in batch["native_hw"][0])
         probs = np.stack([_probabilities(n, image, native, settings) for n in nets.values()])
+        snapped = [None] * probs.shape[1]  # per frame: True / False (skipped) / None (no contour)
         if contour is not None:
             edges = _probabilities(contour, image, native, settings)
-            for k in range(probs.shape[0]):
-                for b in range(probs.shape[1]):
-                    keep = snap(probs[k, b], edges[b], settings.ucm_threshold,
-                                settings.snap_mask_threshold)
+            for b in range(probs.shape[1]):
+                regions = superpixels(edges[b], settings.ucm_threshold)  # shared by all objects
+                snapped[b] = bool(regions.max() > 0)
+                if not snapped[b]:
+                    # no contour above the UCM threshold: a single superpixel would make every
+                    # object all or nothing, so this frame keeps its unsnapped masks
+                    continue
+                for k in range(probs.shape[0]):
+                    keep = majority_vote(regions, probs[k, b], settings.snap_mask_threshold)
                     # snapped pixels pass the threshold, others do not; the order of
                     # probabilities is kept for the merge between objects
                     probs[k, b] = np.where(keep, np.maximum(probs[k, b], settings.threshold + 1e-6),
@@ -73,4 +82,5 @@ def segment_stream(
         for b in range(labels.shape[0]):
             item = {k: (v[b] if isinstance(v, (torch.Tensor, list)) else v) for k, v in batch.items()
                     if k != "image"}
+            item["snapped"] = snapped[b]
             yield item, labels[b]

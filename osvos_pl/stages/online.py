@@ -26,10 +26,15 @@ from osvos_pl.data.masks import eval_labels, object_ids
 from osvos_pl.errors import ConfigError
 from osvos_pl.metrics import evaluate_sequence, object_row
 from osvos_pl.records import global_from_sequences, read_record, write_record
-from osvos_pl.stages.common import autocast_dtype, build_datamodule, inference_device
+from osvos_pl.stages.common import (
+    autocast_dtype,
+    build_datamodule,
+    inference_device,
+    resolved_precision,
+)
 from osvos_pl.stages.finetune import finetune
 from osvos_pl.stages.inference import InferenceSettings, segment_stream
-from osvos_pl.tasks.network import load_checkpoint_weights
+from osvos_pl.tasks.network import channels_last_mode, load_checkpoint_weights
 from osvos_pl.tasks.overlay import overlay
 
 log = logging.getLogger(__name__)
@@ -59,7 +64,7 @@ def load_contour(cfg: DictConfig) -> torch.nn.Module | None:
 def inference_settings(cfg: DictConfig) -> InferenceSettings:
     return InferenceSettings(
         device=inference_device(cfg), dtype=autocast_dtype(cfg),
-        channels_last=bool(cfg.model.get("channels_last", False)),
+        channels_last=channels_last_mode(cfg.model.get("channels_last", False)) is not False,
         threshold=float(cfg.online.threshold), ucm_threshold=float(cfg.online.ucm_threshold),
         snap_mask_threshold=float(cfg.online.snap_mask_threshold),
     )
@@ -93,15 +98,20 @@ def segment_sequence(cfg, dm, name: str, parent, contour, output_dir: Path) -> d
     nets, finetune_seconds = finetune_objects(cfg, parent, datasets, dm.normalization_name,
                                               output_dir)
     start = time.perf_counter()
-    pred = {}
+    pred, unsnapped = {}, 0
     for item, labels in segment_stream(nets, dm.sequence_dataloader(name),
                                        inference_settings(cfg), contour):
         i = int(item["frame"])
+        unsnapped += item["snapped"] is False
         write_mask(output_dir / "predictions" / name / f"{seq.frames[i].stem}.png",
                    labels if multi else labels * 255, palette=multi)
         if seq.masks[i] is not None:
             pred[i] = labels
     inference_seconds = time.perf_counter() - start
+    if unsnapped:
+        log.warning("%s: %d of %d frames left unsnapped: their contour map has no boundary above "
+                    "online.ucm_threshold=%s — is the contour branch (contour_ckpt) trained enough?",
+                    name, unsnapped, len(seq), cfg.online.ucm_threshold)
     scored = sorted(pred)
     gt = np.stack([eval_labels(read_mask(seq.masks[i]), dm.year) for i in scored])
     per_object = evaluate_sequence(gt, np.stack([pred[i] for i in scored]), multi_object=multi)
@@ -115,6 +125,8 @@ def segment_sequence(cfg, dm, name: str, parent, contour, output_dir: Path) -> d
         "frames": n,
         "objects": len(ids),
     }
+    if contour is not None:
+        timing["unsnapped_frames"] = unsnapped
     overlays = [0, n // 2, n - 1][: int(cfg.online.overlays)]
     return {"sequence": name, "objects": objects, "timing": timing, "overlay_frames": overlays}
 
@@ -156,7 +168,9 @@ def run_online(cfg: DictConfig, output_dir: Path, loggers: list) -> dict:
                       "data_root": str(dm.data_root)},
         "settings": {"iterations": int(cfg.online.iterations), "snapping": bool(cfg.snapping),
                      "parent_ckpt": cfg.parent_ckpt, "contour_ckpt": cfg.contour_ckpt,
-                     "weights": cfg.model.weights, "scale": float(cfg.data.scale)},
+                     "weights": cfg.model.weights, "scale": float(cfg.data.scale),
+                     "precision": resolved_precision(cfg),
+                     "channels_last": channels_last_mode(cfg.model.get("channels_last", False))},
     }
 
 

@@ -18,9 +18,16 @@ def build_network(
     offline_fallback: str = "random",
     upsample: str = "caffe",
     init: str = "caffe",
-    channels_last: bool = False,
+    channels_last: bool | str = False,
 ) -> OSVOSNet:
-    """An OSVOSNet with its backbone weights; ``net.normalization`` names the input they expect."""
+    """An OSVOSNet with its backbone weights; ``net.normalization`` names the input they expect.
+
+    ``channels_last``: ``True`` stores the network NHWC (training and inference); ``False`` and
+    ``"inference"`` keep it NCHW here — with ``"inference"`` only the inference pass goes NHWC
+    (``segment_stream``), which is where NHWC pays on a CPU without native bf16 (its NHWC
+    backward convolutions are slower than NCHW ones).
+    """
+    channels_last = channels_last_mode(channels_last) is True
     net = OSVOSNet(upsample=upsample, init=init)
     try:
         net.normalization = load_backbone(net, weights)
@@ -37,6 +44,24 @@ def build_network(
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     return net
+
+
+CHANNELS_LAST_MODES = (False, True, "inference")
+
+
+def channels_last_mode(value: bool | str | None) -> bool | str:
+    """``model.channels_last`` as ``False``, ``True`` or ``"inference"`` (strings accepted)."""
+    if isinstance(value, str):
+        low = value.strip().lower()
+        value = {"true": True, "false": False, "none": False, "null": False}.get(low, low)
+    if not isinstance(value, str):
+        value = bool(value)
+    if value not in CHANNELS_LAST_MODES:
+        raise ConfigError(
+            f"model.channels_last={value!r} is unknown; choose false (NCHW), true (NHWC for "
+            "training and inference) or inference (NHWC for inference only)"
+        )
+    return value
 
 
 def load_checkpoint_weights(net: torch.nn.Module, path: str | Path) -> str | None:
