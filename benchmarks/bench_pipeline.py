@@ -695,15 +695,17 @@ def main() -> None:
                         help="timed runs after one warm-up (best of them is reported); sizes "
                              "above 480p use at most 2")
     parser.add_argument("--iterations", type=int, default=8,
-                        help="fine-tuning updates measured (a third of it above 480p)")
+                        help="fine-tuning updates measured (above 480p a third, at least 3)")
     parser.add_argument("--train-batches", type=lambda s: [int(x) for x in s.split(",")],
                         default=None, help="training batch sizes (default 1,2 on CPU, 1,4,8 on "
                                            "CUDA; batch 1 only above 480p on CPU)")
     parser.add_argument("--infer-batches", type=lambda s: [int(x) for x in s.split(",")],
-                        default=[1, 4], help="inference batch sizes (batch 1 only above 480p on CPU)")
+                        default=None, help="inference batch sizes (default 1,4; batch 1 only "
+                                           "above 480p on CPU)")
     parser.add_argument("--data-frames", type=int, default=30, help="frames read per loader run")
     parser.add_argument("--sections", type=lambda s: [x.strip() for x in s.split(",")],
-                        default=["peak", "train", "infer", "finetune", "data"])
+                        default=["peak", "train", "infer", "finetune", "data"],
+                        help="comma-separated subset of peak,train,infer,finetune,data")
     parser.add_argument("--compile", action="store_true",
                         help="add torch.compile variants of fp32 and of the fast path (slow warm-up)")
     parser.add_argument("--all-variants", action="store_true",
@@ -732,11 +734,14 @@ def main() -> None:
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.train_batches is None:
-        args.train_batches = [1, 4, 8] if device.type == "cuda" else [1, 2]
     if args.quick:
         args.repeat, args.iterations, args.data_frames = 1, 3, 10
-        args.train_batches, args.infer_batches = [1, 2], [1, 2]
+        args.train_batches = args.train_batches or [1, 2]
+        args.infer_batches = args.infer_batches or [1, 2]
+    if args.train_batches is None:
+        args.train_batches = [1, 4, 8] if device.type == "cuda" else [1, 2]
+    if args.infer_batches is None:
+        args.infer_batches = [1, 4]
     if args.out is None:
         args.out = REPO / "benchmarks" / "results" / f"pipeline-{socket.gethostname()}.json"
 
