@@ -510,28 +510,25 @@ class Bench:
         return self.report()
 
     def _section_train(self, size, hw, repeat, large, best_so_far):
-        batches = [1] if large and self.device.type == "cpu" else self.args.train_batches
-        for variant in self.variants_for(size, best_so_far, "train"):
-            for batch in batches:
-                r = measure_train(variant, hw, batch, self.device, 1, repeat)
-                row = self.add(section="train", size=size, hw=hw, variant=variant.name,
-                               dtype=variant.dtype, batch=batch,
-                               ms_per_frame=1000 * min(r["times"]) / batch, **r)
-                self.log(f"  train  {variant.name:22s} batch {batch:2d} "
-                         f"{row['ms_per_frame']:9.1f} ms/frame  rss {r['peak_rss_mb']:.0f} MB")
-        best_so_far["train"] = self._fastest(size, "train")
+        self._section_network("train", measure_train, self.args.train_batches, repeat, size, hw,
+                              large, best_so_far)
 
     def _section_infer(self, size, hw, repeat, large, best_so_far):
-        batches = [1] if large and self.device.type == "cpu" else self.args.infer_batches
-        for variant in self.variants_for(size, best_so_far, "infer"):
+        self._section_network("infer", measure_infer, self.args.infer_batches, repeat + 1, size,
+                              hw, large, best_so_far)
+
+    def _section_network(self, section, measure, batches, repeat, size, hw, large, best_so_far):
+        """Time ``measure`` (a training step or an inference pass) for each variant and batch."""
+        batches = [1] if large and self.device.type == "cpu" else batches
+        for variant in self.variants_for(size, best_so_far, section):
             for batch in batches:
-                r = measure_infer(variant, hw, batch, self.device, 1, repeat + 1)
-                row = self.add(section="infer", size=size, hw=hw, variant=variant.name,
+                r = measure(variant, hw, batch, self.device, 1, repeat)
+                row = self.add(section=section, size=size, hw=hw, variant=variant.name,
                                dtype=variant.dtype, batch=batch,
                                ms_per_frame=1000 * min(r["times"]) / batch, **r)
-                self.log(f"  infer  {variant.name:22s} batch {batch:2d} "
+                self.log(f"  {section:5s}  {variant.name:22s} batch {batch:2d} "
                          f"{row['ms_per_frame']:9.1f} ms/frame  rss {r['peak_rss_mb']:.0f} MB")
-        best_so_far["infer"] = self._fastest(size, "infer")
+        best_so_far[section] = self._fastest(size, section)
 
     def _section_finetune(self, size, scale, large, best_so_far):
         if not (self.args.root / "JPEGImages/480p/car-shadow").is_dir():
