@@ -101,12 +101,13 @@ def instantiate_loggers(cfg: DictConfig) -> list:
     return loggers
 
 
-def instantiate_callbacks(cfg: DictConfig) -> list:
-    """The ``callbacks.*`` objects; the LR monitor only when there is a logger to write to."""
+def instantiate_callbacks(cfg: DictConfig, logged: bool) -> list:
+    """The ``callbacks.*`` objects; the LR monitor only when the trainer has a logger (``logged``)
+    to write to."""
     from pytorch_lightning.callbacks import LearningRateMonitor
 
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    if not cfg.get("logger"):
+    if not logged:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     return callbacks
 

@@ -40,7 +40,7 @@ def finetune(
     trainer = make_trainer(
         cfg, output_dir, max_steps=iterations, accumulate_grad_batches=int(cfg.online.accumulate),
         logger=False, enable_checkpointing=False, limit_val_batches=0, num_sanity_val_steps=0,
-        callbacks=[c for c in instantiate_callbacks(cfg) if not _is_lr_monitor(c)],
+        callbacks=instantiate_callbacks(cfg, logged=False),
         enable_progress_bar=progress, max_epochs=-1, devices=1, strategy="auto",
     )
     start = time.perf_counter()
@@ -52,8 +52,3 @@ def finetune(
         "iterations_per_s": trainer.global_step / max(seconds, 1e-9),
     }
 
-
-def _is_lr_monitor(callback) -> bool:
-    from pytorch_lightning.callbacks import LearningRateMonitor
-
-    return isinstance(callback, LearningRateMonitor)

@@ -69,7 +69,7 @@ def run_training(cfg: DictConfig, output_dir: Path, loggers: list, stage: str) -
         cfg, output_dir, max_steps=updates, accumulate_grad_batches=int(scfg.accumulate),
         val_check_interval=val_every, check_val_every_n_epoch=None, num_sanity_val_steps=0,
         limit_val_batches=0 if contour else None,
-        callbacks=[schedule, checkpoints, CheckpointOnSigterm(last), *instantiate_callbacks(cfg)],
+        callbacks=[schedule, checkpoints, CheckpointOnSigterm(last), *instantiate_callbacks(cfg, logged=bool(loggers))],
         logger=loggers or False,
     )
     start = time.perf_counter()
