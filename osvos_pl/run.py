@@ -1,40 +1,158 @@
-"""The runner: seed, build loggers, run one stage, write ``metrics.json``, always close W&B."""
+"""The runner: the only code that reads the config below the entry points.
+
+It validates the config once, seeds, instantiates the data module, task, engine (trainer
+factory), loggers and callbacks, runs one stage with those objects, and writes the run record
+(``metrics.json``, with the resolved config in it); it always closes W&B. Everything that can
+refuse a run (config values, data, checkpoints) is checked before a logger starts.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
+from osvos_pl.engine import Engine
+from osvos_pl.errors import ConfigError
 from osvos_pl.records import now_iso, write_record
-from osvos_pl.stages.common import config_dict, instantiate_loggers
 from osvos_pl.utils.atomic import remove_stale_temporaries
 from osvos_pl.validation import validate_config
 
 log = logging.getLogger(__name__)
 
-
-def _stage(name: str):
-    if name in ("parent", "contour"):
-        from osvos_pl.stages.train import run_training
-
-        return lambda cfg, out, loggers: run_training(cfg, out, loggers, name)
-    if name == "online":
-        from osvos_pl.stages.online import run_online
-
-        return run_online
-    raise ValueError(f"unknown stage {name!r}")
+#: A prepared stage: everything built and checked, waiting for its loggers.
+Job = Callable[[list], dict]
 
 
-def run(cfg: DictConfig, output_dir: Path | None = None) -> dict:
+def config_dict(cfg: DictConfig) -> dict:
+    """The resolved config as plain data (what W&B and ``metrics.json`` record)."""
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+
+
+def build_engine(cfg: DictConfig, output_dir: Path) -> Engine:
+    return Engine.create(instantiate(cfg.trainer, _partial_=True), cfg.trainer.accelerator,
+                         cfg.trainer.precision, cfg.model.get("channels_last", False), output_dir)
+
+
+def build_datamodule(cfg: DictConfig, weights_normalization: str):
+    """``data.normalization=auto`` follows the weights (or the checkpoint) actually loaded."""
+    norm = cfg.data.normalization
+    return instantiate(cfg.data, normalization=weights_normalization if norm == "auto" else norm)
+
+
+def instantiate_callbacks(cfg: DictConfig, logged: bool) -> list:
+    """The ``callbacks.*`` objects; the LR monitor only where a logger can take its values."""
+    from pytorch_lightning.callbacks import LearningRateMonitor
+
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    return [c for c in callbacks if logged or not isinstance(c, LearningRateMonitor)]
+
+
+def instantiate_loggers(cfg: DictConfig) -> list:
+    loggers = []
+    for name, lg_cfg in (cfg.get("logger") or {}).items():
+        if isinstance(lg_cfg, DictConfig) and "_target_" in lg_cfg:
+            loggers.append(instantiate(lg_cfg))
+        elif lg_cfg is not None:
+            raise ConfigError(f"logger.{name} has no _target_; see conf/logger/*.yaml")
+    return loggers
+
+
+def prepare_training(cfg: DictConfig, output_dir: Path) -> Job:
+    from torch.utils.data import DataLoader
+
+    from osvos_pl.data.bsds import BSDSContours
+    from osvos_pl.stages.train import TrainingPlan, resume_path, run_training
+
+    stage, settings = cfg.stage, cfg[cfg.stage]
+    net = instantiate(cfg.model)
+    dm = build_datamodule(cfg, net.normalization)
+    dm.check(dm.train_names(), require_masks="all", first_mask_nonempty=False)
+    dm.check(dm.eval_names(), require_masks="all", first_mask_nonempty=False)
+    task = instantiate(cfg.task, net=net, normalization=dm.normalization_name)
+    plan = TrainingPlan(int(settings.updates), int(settings.accumulate), int(settings.val_every),
+                        int(settings.checkpoint_every))
+    loader = None
+    if stage == "contour" and settings.source == "bsds":
+        loader = DataLoader(BSDSContours(settings.bsds_root, settings.bsds_split, dm.normalization,
+                                         dm.scale, dm.augment),
+                            batch_size=dm.batch_size, shuffle=True, num_workers=dm.num_workers)
+    engine, resume = build_engine(cfg, output_dir), resume_path(cfg.ckpt_path, output_dir)
+    return lambda loggers: run_training(
+        task, dm, engine, plan, output_dir, stage, loggers,
+        instantiate_callbacks(cfg, logged=bool(loggers)), resume, loader)
+
+
+def load_parent(cfg: DictConfig) -> tuple[torch.nn.Module, str]:
+    """The network to fine-tune: the parent checkpoint, or the ImageNet backbone (-PN)."""
+    from osvos_pl.model.checkpoint import load_checkpoint_weights
+
+    net = instantiate(cfg.model)
+    normalization = net.normalization
+    if cfg.parent_ckpt:
+        normalization = load_checkpoint_weights(net, cfg.parent_ckpt) or normalization
+    else:
+        log.warning("no parent_ckpt: fine-tuning from the ImageNet backbone (-PN); quality is lower")
+    return net, normalization
+
+
+def contour_source(cfg: DictConfig, engine: Engine, dm):
+    """Where snapping gets each frame's contour map: precomputed maps, the contour branch, or
+    nowhere (None: no snapping)."""
+    from osvos_pl.model.checkpoint import load_checkpoint_weights
+    from osvos_pl.tasks.oneshot import MapContours, NetworkContours
+
+    if not cfg.snapping:
+        return None
+    if cfg.get("contour_maps"):
+        from osvos_pl.data.contours import ContourMaps
+
+        maps = ContourMaps(cfg.contour_maps)
+        for name in dm.eval_names():
+            maps.check(name, dm.frame_names(name), dm.frame_image(name, 0).shape[:2])
+        return MapContours(maps, dm.frame_names)
+    if not cfg.contour_ckpt:
+        raise ConfigError("snapping=true needs contour_ckpt=PATH (a +experiment=contour "
+                          "checkpoint) or contour_maps=DIR (precomputed contour maps)")
+    net = instantiate(cfg.model, weights=None, offline_fallback="random")
+    load_checkpoint_weights(net, cfg.contour_ckpt)
+    return NetworkContours(net, engine)
+
+
+def prepare_online(cfg: DictConfig, output_dir: Path, predictions: str = "predictions",
+                   on_frame=None) -> Job:
+    from osvos_pl.stages.online import run_online
+
+    parent, normalization = load_parent(cfg)
+    engine = build_engine(cfg, output_dir)
+    dm = build_datamodule(cfg, normalization)
+    contours = contour_source(cfg, engine, dm)
+    segmenter = instantiate(cfg.task, parent=parent, engine=engine, contours=contours,
+                            callbacks=instantiate_callbacks(cfg, logged=False))
+    return lambda loggers: run_online(
+        segmenter, dm, output_dir, loggers, seed=int(cfg.seed), resume=bool(cfg.online.resume),
+        overlays=int(cfg.online.overlays), predictions=predictions, on_frame=on_frame)
+
+
+#: What each ``stage`` (set by ``+experiment=...``) prepares.
+STAGES: dict[str, Callable[..., Job]] = {
+    "parent": prepare_training,
+    "contour": prepare_training,
+    "online": prepare_online,
+}
+
+
+def run(cfg: DictConfig, output_dir: Path | None = None, **stage_options) -> dict:
     """Run ``cfg.stage`` and return its run record (also written to ``<output_dir>/metrics.json``)."""
-    validate_config(cfg)
+    validate_config(cfg, STAGES)
     if output_dir is None:
         output_dir = Path(HydraConfig.get().runtime.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -49,19 +167,15 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> dict:
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))
+    config = config_dict(cfg)
+    job = STAGES[cfg.stage](cfg, output_dir, **stage_options)
     loggers = instantiate_loggers(cfg)
     try:
         for lg in loggers:
-            lg.log_hyperparams(config_dict(cfg))
-        result = _stage(cfg.stage)(cfg, output_dir, loggers)
-        record = {
-            "experiment": cfg.experiment,
-            "stage": cfg.stage,
-            "overrides": overrides,
-            "started": started,
-            "finished": now_iso(),
-            **result,
-        }
+            lg.log_hyperparams(config)
+        record = {"experiment": cfg.experiment, "stage": cfg.stage, "overrides": overrides,
+                  "started": started, "finished": None, **job(loggers), "config": config}
+        record["finished"] = now_iso()
         record.setdefault("timing", {})["total_seconds"] = time.perf_counter() - t0
         if rank_zero_only.rank == 0:
             write_record(output_dir / "metrics.json", record)

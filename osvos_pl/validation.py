@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 from omegaconf import DictConfig
 
 from osvos_pl.errors import ConfigError
+from osvos_pl.tasks.schedules import SIDE_SCHEDULES
 
-STAGES = ("parent", "online", "contour")
+AUGMENTATIONS = ("paper", "pytorch", "none")
 
 
 def _number(cfg: DictConfig, key: str, kind, low=None, high=None):
@@ -27,9 +30,9 @@ def _number(cfg: DictConfig, key: str, kind, low=None, high=None):
     return number
 
 
-def validate_config(cfg: DictConfig) -> None:
-    """Type and range checks of the knobs users override most."""
-    if cfg.stage not in STAGES:
+def validate_config(cfg: DictConfig, stages: Container[str]) -> None:
+    """Type and range checks of the knobs users override most: the one place they are checked."""
+    if cfg.stage not in stages:
         raise ConfigError(f"stage={cfg.stage!r} is unknown; use +experiment=parent|online|contour")
     _number(cfg, "seed", int)
     _number(cfg, "data.scale", float, 1e-3, 4.0)
@@ -40,8 +43,12 @@ def validate_config(cfg: DictConfig) -> None:
     _number(cfg, "online.accumulate", int, 1)
     _number(cfg, "online.threshold", float, 0.0, 1.0)
     _number(cfg, "optim.optimizer.lr", float, 0.0)
+    _number(cfg, "online.min_superpixels", int, 1)
     for stage in ("parent", "contour"):
         _number(cfg, f"{stage}.updates", int, 1)
         _number(cfg, f"{stage}.accumulate", int, 1)
-    if cfg.data.augment not in ("paper", "pytorch", "none"):
-        raise ConfigError(f"data.augment={cfg.data.augment!r}; choose paper, pytorch or none")
+        if cfg[stage].side_schedule not in SIDE_SCHEDULES:
+            raise ConfigError(f"{stage}.side_schedule={cfg[stage].side_schedule!r} is unknown; "
+                              f"choose one of {', '.join(SIDE_SCHEDULES)}")
+    if cfg.data.augment not in AUGMENTATIONS:
+        raise ConfigError(f"data.augment={cfg.data.augment!r}; choose {', '.join(AUGMENTATIONS)}")

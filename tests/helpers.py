@@ -46,3 +46,22 @@ def run_cli(args: list[str], cwd: Path, module: str = "osvos_pl", check: bool = 
         raise AssertionError(f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-4000:]}\n"
                              f"STDERR:\n{proc.stderr[-6000:]}")
     return proc
+
+
+def cpu_engine(tmp_path: Path, precision: str = "32-true", channels_last=False):
+    """An Engine on the CPU, as the runner would build it from ``trainer=cpu``."""
+    import pytorch_lightning as pl
+
+    from osvos_pl.engine import Engine
+
+    return Engine.create(pl.Trainer, "cpu", precision, channels_last, tmp_path)
+
+
+def segmenter(nets_engine, contours=None, threshold: float = 0.5):
+    """A OneShotSegmenter that only segments (no fine-tuning) with ``nets_engine``."""
+    from osvos_pl.model.param_groups import ParamGroups
+    from osvos_pl.tasks.oneshot import FineTuning, OneShotSegmenter
+
+    finetuning = FineTuning(0, None, ParamGroups({}), None)
+    return OneShotSegmenter(finetuning, threshold, parent=None, engine=nets_engine,
+                            contours=contours)

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from osvos_pl.config import config_dir
 from osvos_pl.errors import ConfigError
+from osvos_pl.run import STAGES
 from osvos_pl.validation import validate_config
 from tests.helpers import compose_cfg
 
@@ -28,7 +29,7 @@ def test_every_experiment_composes(experiment, tmp_path):
     OmegaConf.resolve(cfg)
     assert cfg.stage in ("parent", "online", "contour")
     assert cfg.experiment == experiment
-    validate_config(cfg)
+    validate_config(cfg, STAGES)
     dm = instantiate(cfg.data, normalization="imagenet")
     assert dm.year in (2016, 2017)
 
@@ -56,7 +57,7 @@ def test_generated_default_uses_short_schedule_and_real_data_the_paper_one(tmp_p
 def test_bad_config_values_name_the_key(override, key, tmp_path):
     cfg = compose_cfg(["+experiment=online", override], tmp_path)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        validate_config(cfg)
+        validate_config(cfg, STAGES)
 
 
 def test_cli_help_and_cfg_job():

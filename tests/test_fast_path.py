@@ -22,11 +22,10 @@ import pytest
 import torch
 
 from osvos_pl.errors import ConfigError
-from osvos_pl.stages.common import autocast_dtype, make_trainer, resolved_precision
-from osvos_pl.stages.inference import InferenceSettings, segment_stream
-from osvos_pl.tasks.network import build_network, channels_last_mode
+from osvos_pl.model.factory import build_network, channels_last_mode
+from osvos_pl.run import build_engine
 from osvos_pl.utils import hardware
-from tests.helpers import compose_cfg, copy_sample
+from tests.helpers import compose_cfg, copy_sample, cpu_engine, segmenter
 
 FRAMES = 12  # car-shadow frames scored (frame 0 is the one fine-tuned on)
 ITERATIONS = 24
@@ -40,17 +39,18 @@ def test_auto_precision_is_bf16_only_where_bf16_is_native(monkeypatch, tmp_path,
     cfg = compose_cfg(["+experiment=online", "trainer.precision=auto", "trainer.accelerator=cpu",
                        "logger=none"], tmp_path)
     expected = "bf16-mixed" if native else "32-true"
-    assert resolved_precision(cfg) == expected
-    assert autocast_dtype(cfg) == (torch.bfloat16 if native else None)
-    trainer = make_trainer(cfg, tmp_path, logger=False, enable_checkpointing=False,
-                           enable_progress_bar=False)
+    engine = build_engine(cfg, tmp_path)
+    assert engine.precision == expected
+    assert engine.autocast_dtype == (torch.bfloat16 if native else None)
+    trainer = engine.trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
     assert trainer.precision == expected
 
 
 def test_explicit_precision_is_passed_through(tmp_path):
     cfg = compose_cfg(["+experiment=online", "trainer.precision=bf16-mixed",
                        "trainer.accelerator=cpu", "logger=none"], tmp_path)
-    assert resolved_precision(cfg) == "bf16-mixed" and autocast_dtype(cfg) == torch.bfloat16
+    engine = build_engine(cfg, tmp_path)
+    assert engine.precision == "bf16-mixed" and engine.autocast_dtype == torch.bfloat16
 
 
 def test_bf16_is_native_follows_the_cpu_flags(monkeypatch):
@@ -79,7 +79,7 @@ def test_unknown_channels_last_mode_is_a_config_error():
         build_network(weights=None, channels_last="sometimes")
 
 
-def test_nhwc_inference_converts_the_nets_and_segments_alike():
+def test_nhwc_inference_converts_the_nets_and_segments_alike(tmp_path):
     """``channels_last`` inference (``model.channels_last=inference``) turns NCHW nets NHWC and
     gives the NCHW path's labels."""
     torch.manual_seed(0)
@@ -91,11 +91,10 @@ def test_nhwc_inference_converts_the_nets_and_segments_alike():
              "frame": torch.tensor([0, 1])}
     out = {}
     for nhwc in (False, True):
-        settings = InferenceSettings(device=torch.device("cpu"), channels_last=nhwc,
-                                     threshold=0.5)
+        seg = segmenter(cpu_engine(tmp_path, channels_last=nhwc), threshold=0.5)
         copy = build_network(weights=None, init="port")
         copy.load_state_dict(net.state_dict())
-        out[nhwc] = np.stack([labels for _, labels in segment_stream({1: copy}, [batch], settings)])
+        out[nhwc] = np.stack([labels for _, labels in seg.segment({1: copy}, [batch])])
         first = copy.trunk.features[0].weight
         assert first.is_contiguous(memory_format=torch.channels_last) is nhwc
     assert out[True].shape == (2, 37, 53)
@@ -125,8 +124,10 @@ def test_fast_path_j_mean_stays_within_half_a_point_of_fp32(davis_sample, vgg_we
                   ["trainer.precision=32-true", "model.channels_last=false"])
     fast = _online(root, vgg_weights, tmp_path / "fast",
                    ["trainer.precision=bf16-mixed", "model.channels_last=true"])
-    assert ref["settings"]["precision"] == "32-true" and ref["settings"]["channels_last"] is False
-    assert fast["settings"]["precision"] == "bf16-mixed" and fast["settings"]["channels_last"]
+    assert ref["config"]["trainer"]["precision"] == "32-true"
+    assert ref["config"]["model"]["channels_last"] is False
+    assert fast["config"]["trainer"]["precision"] == "bf16-mixed"
+    assert fast["config"]["model"]["channels_last"]
     j_ref, j_fast = ref["global"]["J-Mean"], fast["global"]["J-Mean"]
     t_ref, t_fast = (r["timing"]["finetune_seconds_per_sequence"] for r in (ref, fast))
     print(f"car-shadow 0-{FRAMES - 1} at 120x214, {ITERATIONS} updates from ImageNet weights: "

@@ -51,8 +51,8 @@ def test_online_sweep_multirun_gives_two_complete_records(parent_run, cache, tmp
              f"parent_ckpt={parent_run / 'parent.ckpt'}", f"paths.cache_dir={cache}",
              "logger=csv", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     records = sorted((read_record(p) for p in sweep.glob("*/metrics.json")),
-                     key=lambda r: r["settings"]["iterations"])
-    assert [r["settings"]["iterations"] for r in records] == [0, 2]
+                     key=lambda r: r["config"]["online"]["iterations"])
+    assert [r["config"]["online"]["iterations"] for r in records] == [0, 2]
     for r in records:
         assert set(r["sequences"]) == {"gen-val-00", "gen-val-01"}
         assert r["global"]["J&F-Mean"] == pytest.approx(

@@ -85,7 +85,7 @@ def test_one_shot_fine_tuning_beats_the_untuned_network(car_root, vgg_weights, p
     print(f"car-shadow 20-39 at 120x214: -PN 40 updates J {j_tuned:.3f} F "
           f"{tuned['global']['F-Mean']:.3f} ({tuned['timing']['finetune_seconds_per_sequence']:.1f}"
           f" s fine-tuning); -OS J {j_untuned:.3f} F {untuned['global']['F-Mean']:.3f}")
-    assert untuned["settings"]["iterations"] == 0 and tuned["settings"]["iterations"] == 40
+    assert untuned["config"]["online"]["iterations"] == 0 and tuned["config"]["online"]["iterations"] == 40
     # measured: J 0.52 (F 0.07: 40 updates at quarter size over-segment the smaller, later car;
     # on frames 0-19 the same setting gives J 0.84, F 0.61); -OS J 0.00
     assert j_tuned > 0.4
@@ -115,7 +115,7 @@ def test_online_with_snapping_runs_on_real_frames(car_root, vgg_weights, contour
                    "data.sequences=[car-shadow-late]", f"model.weights={vgg_weights}",
                    "online.iterations=40", f"contour_ckpt={contour_run / 'contour.ckpt'}"], out)
     unsnapped = read_record(pn_late / "metrics.json")
-    assert record["settings"]["snapping"] is True and unsnapped["settings"]["snapping"] is False
+    assert record["config"]["snapping"] is True and unsnapped["config"]["snapping"] is False
     g, b = record["global"], unsnapped["global"]
     print(f"car-shadow 20-39, 40 updates: with snapping J {g['J-Mean']:.3f} F {g['F-Mean']:.3f}; "
           f"without (-BS) J {b['J-Mean']:.3f} F {b['F-Mean']:.3f}")

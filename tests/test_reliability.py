@@ -110,8 +110,8 @@ def multirun_hydra_config(tmp_path):
 
 def test_relaunch_guard_refuses_subprocess_ddp_and_passes_slurm_ranks(multirun_hydra_config,
                                                                       monkeypatch):
+    from osvos_pl.engine import refuse_relaunch_in_multirun
     from osvos_pl.errors import ConfigError
-    from osvos_pl.stages.common import refuse_relaunch_in_multirun
 
     def trainer(devices: int) -> pl.Trainer:
         return pl.Trainer(accelerator="cpu", devices=devices, strategy="ddp", logger=False,
@@ -192,8 +192,8 @@ def test_submitit_local_online_sweep_gives_two_complete_records(cache, tmp_path)
              "trainer.enable_progress_bar=false", f"paths.cache_dir={cache}",
              f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     records = sorted((read_record(p) for p in sweep.glob("*/metrics.json")),
-                     key=lambda r: r["settings"]["iterations"])
-    assert [r["settings"]["iterations"] for r in records] == [0, 1]
+                     key=lambda r: r["config"]["online"]["iterations"])
+    assert [r["config"]["online"]["iterations"] for r in records] == [0, 1]
     for r in records:
         assert set(r["sequences"]) == {"gen-val-00"}
         assert set(r["global"]) >= {"J&F-Mean", "J-Mean", "F-Mean"}
@@ -262,7 +262,7 @@ def test_stale_temporaries_are_removed_and_final_files_kept(tmp_path):
 def test_resume_path_takes_the_newest_of_last_and_slurm_hpc_checkpoints(tmp_path):
     from osvos_pl.stages.train import resume_path
 
-    cfg = SimpleNamespace(ckpt_path="auto")
+    cfg = "auto"
     assert resume_path(cfg, tmp_path) is None
     last = tmp_path / "checkpoints" / "last.ckpt"
     last.parent.mkdir()
@@ -275,7 +275,7 @@ def test_resume_path_takes_the_newest_of_last_and_slurm_hpc_checkpoints(tmp_path
     os.utime(last, None)
     os.utime(hpc, (time.time() - 60, time.time() - 60))
     assert resume_path(cfg, tmp_path) == str(last)
-    assert resume_path(SimpleNamespace(ckpt_path="none"), tmp_path) is None
+    assert resume_path("none", tmp_path) is None
 
 
 UPDATES = 5

@@ -258,22 +258,24 @@ class _FixedLogits(torch.nn.Module):
 
 
 def _stream(contour_logits: np.ndarray):
-    from osvos_pl.stages.inference import InferenceSettings, segment_stream
+    from osvos_pl.tasks.oneshot import NetworkContours
+    from tests.helpers import cpu_engine, segmenter
 
     fg = np.full((32, 32), -5.0)
     fg[8:20, 8:20] = 5.0  # the mask overshoots the object's true edge at column 16
     batch = {"image": torch.zeros(1, 3, 32, 32), "native_hw": torch.tensor([[32, 32]]),
              "frame": torch.tensor([0])}
-    settings = InferenceSettings(device=torch.device("cpu"))
-    return list(segment_stream({1: _FixedLogits(fg)}, [batch], settings,
-                               _FixedLogits(contour_logits)))
+    engine = cpu_engine(Path("."))
+    seg = segmenter(engine, NetworkContours(_FixedLogits(contour_logits), engine))
+    seg.min_superpixels = 2  # the closed square below gives two superpixels
+    return list(seg.segment({1: _FixedLogits(fg)}, [batch]))
 
 
 def test_stream_snaps_to_the_contour_branch_edges():
     edge = np.full((32, 32), -6.0)
     edge[8, 8:17] = edge[16, 8:17] = edge[8:17, 8] = edge[8:17, 16] = 6.0  # a closed square
     (item, labels), = _stream(edge)
-    assert item["snapped"] is True
+    assert item["snapped"] == "snapped"
     assert labels[9:16, 9:16].all()  # the enclosed region: all of it under the mask
     assert not labels[18:].any() and not labels[:, 18:].any()  # the overshoot is cut off
     assert labels.sum() < 12 * 12
@@ -281,7 +283,59 @@ def test_stream_snaps_to_the_contour_branch_edges():
 
 def test_stream_keeps_masks_where_the_contour_map_has_no_boundary():
     (item, labels), = _stream(np.full((32, 32), -6.0))  # flat: one superpixel
-    assert item["snapped"] is False
+    assert item["snapped"] == "skipped-no-boundary"
     expected = np.zeros((32, 32), np.uint8)
     expected[8:20, 8:20] = 1
     np.testing.assert_array_equal(labels, expected)
+
+
+# --- snap_objects: one frame, several objects ---------------------------------------------------
+
+
+def _square_contour() -> np.ndarray:
+    """A 32x32 map with a closed square outline at rows/columns 8 and 16: 2 superpixels."""
+    edge = np.zeros((32, 32))
+    edge[8, 8:17] = edge[16, 8:17] = edge[8:17, 8] = edge[8:17, 16] = 0.9
+    return edge
+
+
+def test_snap_objects_gives_each_object_its_majority_vote_and_keeps_the_merge_order():
+    from osvos_pl.snapping import SnapStatus, snap_objects
+
+    contour = _square_contour()
+    probs = np.full((2, 32, 32), 0.1, np.float32)
+    probs[0, 8:20, 8:20] = 0.9  # object 1 overshoots the square
+    probs[1, 9:16, 9:16] = 0.95  # object 2 covers the square's inside, more surely
+    before = probs.copy()
+    out, status = snap_objects(probs, contour, min_superpixels=2)
+    assert status is SnapStatus.SNAPPED
+    np.testing.assert_array_equal(probs, before)  # the input is not modified
+    labels = superpixels(contour)
+    for k in range(2):
+        np.testing.assert_array_equal(out[k] > 0.5, majority_vote(labels, probs[k]))
+    inside = labels == labels[12, 12]
+    assert (out[:, inside] > 0.5).all()  # both objects win the square's superpixel, and the
+    # merge between them is decided as before, by the higher probability
+    np.testing.assert_array_equal(
+        out[1, inside] > out[0, inside], probs[1, inside] > probs[0, inside]
+    )
+    assert (out[1, 10:15, 10:15] > out[0, 10:15, 10:15]).all()
+    assert not (out[0, ~inside] > 0.5).any()  # object 1's overshoot is cut off
+    np.testing.assert_array_equal(out[0, 18, 18], probs[0, 18, 18].clip(max=0.5))
+
+
+@pytest.mark.parametrize(
+    "probs, edges, kwargs, match",
+    [
+        (np.zeros((4, 5)), np.zeros((4, 5)), {}, r"\(K, H, W\)"),
+        (np.zeros((0, 4, 5)), np.zeros((4, 5)), {}, r"K >= 1"),
+        (np.zeros((1, 4, 5)), np.zeros((4, 6)), {}, "shape mismatch"),
+        (np.zeros((1, 4, 5)), np.zeros((4, 5)), {"min_superpixels": 2.5}, "min_superpixels"),
+        (np.zeros((1, 4, 5)), np.zeros((4, 5)), {"threshold": float("nan")}, "threshold"),
+    ],
+)
+def test_snap_objects_rejects_bad_inputs(probs, edges, kwargs, match):
+    from osvos_pl.snapping import snap_objects
+
+    with pytest.raises(ValueError, match=match):
+        snap_objects(probs, edges, **kwargs)

@@ -6,13 +6,15 @@ from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import ConcatDataset, DataLoader
 
 from osvos_pl.data.datasets import FirstFrames, SequenceFrames, TrainFrames, annotated_pairs
 from osvos_pl.data.davis import DAVISIndex
 from osvos_pl.data.generated import GeneratedSpec, ensure_generated
-from osvos_pl.data.masks import validate_sequence
+from osvos_pl.data.io import read_image, read_mask
+from osvos_pl.data.masks import eval_labels, object_ids, validate_sequence
 from osvos_pl.normalization import Normalization, get_normalization
 
 
@@ -43,6 +45,7 @@ class DAVISDataModule(pl.LightningDataModule):
         target: str = "mask",
         cache_dir: str = "~/.cache/osvos_pl",
         generated: dict | None = None,
+        annotated_frames: Sequence[int] = (0,),
     ):
         super().__init__()
         self.root, self.year, self.resolution = root, int(year), resolution
@@ -53,6 +56,7 @@ class DAVISDataModule(pl.LightningDataModule):
         self.num_workers, self.augment, self.target = num_workers, augment, target
         self.normalization_name, self.validate = normalization, validate
         self.cache_dir, self.generated_spec = cache_dir, dict(generated or {})
+        self.annotated_frames = [int(i) for i in annotated_frames]
 
     @cached_property
     def index(self) -> DAVISIndex:
@@ -112,11 +116,34 @@ class DAVISDataModule(pl.LightningDataModule):
 
     # Sampler 2: frame 0 (and any extra annotated frames) of one sequence, repeated (online).
     def first_frames(
-        self, name: str, length: int, object_id: int | None = None,
-        frame_ids: Sequence[int] = (0,), augment: str | None = None, seed: int = 0,
+        self, name: str, length: int, object_id: int | None = None, seed: int = 0,
+        frame_ids: Sequence[int] | None = None, augment: str | None = None,
     ) -> FirstFrames:
+        """The annotated frames (``annotated_frames`` unless ``frame_ids``) of ``name`` as a
+        fine-tuning dataset of ``length`` samples, for one object (None: all of them)."""
+        frame_ids = self.annotated_frames if frame_ids is None else frame_ids
         pairs = annotated_pairs(self.index, name, object_id, frame_ids, self.scale)
         return FirstFrames(pairs, self.normalization, length, augment or self.augment, seed)
+
+    # What the online stage asks of any frame source (this one, and the clip data module).
+    def object_ids(self, name: str) -> list[int]:
+        """Objects of the first annotation: [1] for DAVIS 2016, ids 1..K for 2017."""
+        return object_ids(read_mask(self.index.sequence(name).mask(0)), self.year)
+
+    def is_multi_object(self, name: str) -> bool:
+        """Whether predictions are palette ids (2017) rather than one 0/255 object."""
+        return self.index.multi_object
+
+    def frame_names(self, name: str) -> list[str]:
+        return [f.stem for f in self.index.sequence(name).frames]
+
+    def frame_image(self, name: str, i: int) -> np.ndarray:
+        return read_image(self.index.sequence(name).frames[i])
+
+    def ground_truth(self, name: str, i: int) -> np.ndarray | None:
+        """Frame ``i``'s annotation as scored (``eval_labels``), None where it has none."""
+        path = self.index.sequence(name).masks[i]
+        return None if path is None else eval_labels(read_mask(path), self.year)
 
     def sequence_dataset(self, name: str) -> SequenceFrames:
         return SequenceFrames(self.index, name, self.normalization, self.scale)

@@ -1,6 +1,6 @@
 """The OSVOS network: VGG16 trunk, four side outputs and the learned 64-channel fusion.
 
-Follows the authors' Caffe code ([CF], reference/osvos.md §1): each side stage
+Follows the authors' Caffe code (docs/method.md#architecture): each side stage
 (conv2_2 … conv5_3, strides 2–16) gets a 3x3 "prep" conv to 16 channels without ReLU. Two
 heads share the prep maps: a 1x1 "score_dsn" conv per stage, upsampled to a side logit
 (deep supervision, parent training only); and the fused logit, a 1x1 conv over the
@@ -143,3 +143,13 @@ class OSVOSNet(nn.Module):
         Skips the side-score heads; equal to ``forward(x)[-1]``.
         """
         return self._fused(self._prep(x), (x.shape[-2], x.shape[-1]))
+
+
+def native_probabilities(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``(B, 1, h, w)`` logits → ``(B, H, W)`` float32 foreground probability at ``size = (H, W)``.
+
+    The one rule every caller (validation, online segmentation, contour maps) uses: resize the
+    *logits* bilinearly to the annotation's native size, then apply the sigmoid, in float32
+    whatever precision the network ran in.
+    """
+    return torch.sigmoid(F.interpolate(logits.float(), size=tuple(size), mode="bilinear"))[:, 0]

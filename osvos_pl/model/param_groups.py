@@ -1,4 +1,4 @@
-"""Optimizer parameter groups with the reference learning-rate multipliers (osvos.md §3).
+"""Optimizer parameter groups with the reference learning-rate multipliers (docs/method.md#parent-training).
 
 The authors scale the base lr per layer kind: trunk and prep convs ×1 (biases ×2), side
 score convs ×0.1 (×0.2), fuse conv ×0.01 (×0.02), and apply weight decay to weights only.
@@ -7,8 +7,9 @@ The fixed upsampling kernels are buffers, so they never reach an optimizer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
+import torch
 from torch import nn
 
 from osvos_pl.errors import ConfigError
@@ -71,3 +72,28 @@ def build_param_groups(
 def _owner(param_name: str) -> str | None:
     """The group prefix a parameter belongs to; None for the trunk and prep convs."""
     return next((p for p in _PREFIXES if param_name.startswith(p)), None)
+
+
+class ParamGroups:
+    """Per-layer lr multipliers and weight decay, turned into an optimizer for a network.
+
+    Built from config (``task.param_groups``) and handed to the tasks; the base lr belongs to
+    the optimizer factory alone, and each group's lr is that lr times its multiplier.
+    """
+
+    def __init__(self, lr_mult: Mapping[str, float], weight_decay: float = 0.0):
+        self.lr_mult = {k: float(v) for k, v in lr_mult.items()}
+        self.weight_decay = float(weight_decay)
+
+    def optimizer(
+        self, net: nn.Module, factory: Callable[..., torch.optim.Optimizer], include_side: bool = True,
+    ) -> torch.optim.Optimizer:
+        """``factory(groups)`` (a ``torch.optim`` class with its settings bound, e.g. the
+        ``_partial_`` optimizer from config), with each group's lr scaled by its multiplier."""
+        groups = build_param_groups(net, 1.0, self.weight_decay, self.lr_mult, include_side)
+        for group in groups:
+            group["lr_mult"] = group.pop("lr")
+        optimizer = factory(groups)
+        for group in optimizer.param_groups:
+            group["lr"] = group["lr"] * group["lr_mult"]
+        return optimizer

@@ -4,6 +4,8 @@ Two families of VGG16 weights exist and they expect different input (reference/o
 §3, DESIGN.md "A measured trap"): torchvision's (RGB / 255, ImageNet mean and std) and the
 paper's Caffe VGG (BGR, 0–255, mean-subtracted, no std). ``load_backbone`` tells the caller
 which input the loaded weights need, by the name of a preset in ``osvos_pl.normalization``.
+The authors' own Caffe VGG file (``caffe-vgg``, a MATLAB ``.mat``) is converted by
+``osvos_pl.model.convert``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 
 import torch
 
-from osvos_pl.errors import ConfigError, OSVOSError
+from osvos_pl.errors import ConfigError
+from osvos_pl.model.convert import WeightsUnavailableError, is_caffe_vgg, resolve_backbone
 from osvos_pl.model.osvos import OSVOSNet
 from osvos_pl.model.vgg import CONV_INDEX
 
@@ -33,15 +36,16 @@ _CAFFE_KEY = re.compile(r"(conv\d_\d)\.(weight|bias)")
 _IGNORED_KEY = re.compile(r"(classifier|fc[678])\..*")
 
 
-class WeightsUnavailableError(OSVOSError):
-    """The ImageNet weights could not be downloaded (no network, server error)."""
-
-
-def load_backbone(net: OSVOSNet, source: str | Path | None) -> str:
+def load_backbone(
+    net: OSVOSNet, source: str | Path | None, cache_dir: str | Path | None = None
+) -> str:
     """Load VGG16 weights into ``net.trunk``; return the ``osvos_pl.normalization`` preset they need.
 
     ``source``: ``"imagenet"`` downloads torchvision's VGG16 through ``torch.hub`` (cached
-    under ``$TORCH_HOME``); a path loads a state dict from disk (formats: ``ACCEPTED_FORMATS``;
+    under ``$TORCH_HOME``); ``"caffe-vgg"`` downloads the authors' Caffe VGG16 (``vgg_mat.zip``,
+    cached under ``cache_dir``/weights, default ``$OSVOS_CACHE`` or ``~/.cache/osvos_pl``) and a
+    path to it (``vgg_mat.zip`` or ``vgg_caffe.mat``) converts that file — both need ``"caffe"``
+    input; any other path loads a state dict from disk (formats: ``ACCEPTED_FORMATS``;
     Caffe-named keys mean Caffe weights, hence ``"caffe"`` input, any other format
     ``"imagenet"``); ``None`` keeps the random initialisation (and returns ``"imagenet"``).
     Every key and shape is checked before anything is copied.
@@ -50,10 +54,15 @@ def load_backbone(net: OSVOSNet, source: str | Path | None) -> str:
         return "imagenet"
     if str(source) == "imagenet":
         return _load_state(net, _download_imagenet(), IMAGENET_URL)
+    if is_caffe_vgg(source):
+        state, normalization = resolve_backbone(source, cache_dir)
+        net.trunk.load_state_dict(state, strict=True)
+        return normalization
     path = Path(source).expanduser()
     if not path.is_file():
         raise ConfigError(
             f"VGG16 weights file not found: {path}. Pass model.weights=imagenet (download), "
+            "model.weights=caffe-vgg (the authors' Caffe VGG16, download), "
             "model.weights=/path/to/vgg16.pth, or model.weights=null (random backbone)."
         )
     try:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from osvos_pl.data.io import read_image, read_mask
 from osvos_pl.metrics.contour import contour_f, sobel_edges
+from osvos_pl.model.osvos import native_probabilities
 
 
 @torch.inference_mode()
@@ -20,9 +20,8 @@ def evaluate_contours(net: torch.nn.Module, dm, names: list[str], device: torch.
         seq = dm.index.sequence(name)
         for batch in dm.sequence_dataloader(name):
             logits = net.forward_fused(batch["image"].to(device))
-            native = tuple(int(v) for v in batch["native_hw"][0])
-            p = torch.sigmoid(F.interpolate(logits.float(), size=native, mode="bilinear"))
-            for i, prob in zip(batch["frame"].tolist(), p[:, 0].cpu().numpy()):
+            p = native_probabilities(logits, tuple(int(v) for v in batch["native_hw"][0]))
+            for i, prob in zip(batch["frame"].tolist(), p.cpu().numpy()):
                 if seq.masks[i] is None:
                     continue
                 probs.append(prob)

@@ -1,33 +1,41 @@
 """SegmentationTask: training the OSVOS network offline (the parent, and the contour branch).
 
 Deep supervision: the loss is ``side_weight * Σ side losses + fused loss`` with the class-balanced
-cross-entropy; ``side_weight`` follows the schedule set by ``SideLossSchedule``. Validation
+cross-entropy; ``side_weight`` follows the task's ``StagedSchedule``. Validation
 segments every frame of the held-out sequences and reports DAVIS J/F (mean, recall, decay).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 
 from osvos_pl.metrics import DavisJF
-from osvos_pl.model import build_param_groups, class_balanced_bce
-from osvos_pl.tasks.overlay import overlay
+from osvos_pl.model.osvos import native_probabilities
+from osvos_pl.model.param_groups import ParamGroups
+from osvos_pl.tasks.schedules import StagedSchedule
+from osvos_pl.visualize import overlay
 
 
 class SegmentationTask(pl.LightningModule):
+    """The OSVOS network with its loss, optimizer and schedules (``conf/task/parent.yaml``).
+
+    Every argument is an object built at the top (``optimizer``: a ``torch.optim`` factory with
+    its settings bound; ``param_groups``: lr multipliers and weight decay; ``loss``: a callable
+    ``(logits, target) -> scalar``; ``schedule``: side-loss weight and lr factor per step, or
+    None for neither). ``deep_supervision=False`` trains the fused output alone (one-shot).
+    """
+
     def __init__(
         self,
         net: torch.nn.Module,
-        optimizer: Callable,
-        lr_mult: Mapping[str, float],
-        weight_decay: float,
-        loss_reduction: str = "mean",
-        lr_lambda: Callable[[int], float] | None = None,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        param_groups: ParamGroups,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        schedule: StagedSchedule | None = None,
         normalization: str = "imagenet",
         threshold: float = 0.5,
         log_images: int = 2,
@@ -35,12 +43,11 @@ class SegmentationTask(pl.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters(
-            {"normalization": normalization, "loss_reduction": loss_reduction,
-             "weight_decay": weight_decay, "lr_mult": dict(lr_mult), "threshold": threshold}
+            {"normalization": normalization, "weight_decay": param_groups.weight_decay,
+             "lr_mult": dict(param_groups.lr_mult), "threshold": float(threshold)}
         )
-        self.net = net
-        self.optimizer_factory, self.lr_mult, self.weight_decay = optimizer, lr_mult, weight_decay
-        self.loss_reduction, self.lr_lambda = loss_reduction, lr_lambda
+        self.net, self.optimizer_factory, self.param_groups = net, optimizer, param_groups
+        self.loss, self.schedule = loss, schedule
         self.threshold, self.log_images = threshold, log_images
         self.deep_supervision = deep_supervision
         self.side_weight = 1.0
@@ -56,10 +63,10 @@ class SegmentationTask(pl.LightningModule):
         image, target = batch["image"], batch["mask"]
         if self.deep_supervision and self.side_weight > 0:
             *sides, fused = self.net(image)
-            side_loss = sum(class_balanced_bce(s, target, self.loss_reduction) for s in sides)
+            side_loss = sum(self.loss(s, target) for s in sides)
         else:
             fused, side_loss = self.net.forward_fused(image), torch.zeros((), device=image.device)
-        fuse_loss = class_balanced_bce(fused, target, self.loss_reduction)
+        fuse_loss = self.loss(fused, target)
         loss = self.side_weight * side_loss + fuse_loss
         self.log_dict(
             {"train/loss": loss, "train/fuse_loss": fuse_loss, "train/side_weight": self.side_weight},
@@ -69,10 +76,8 @@ class SegmentationTask(pl.LightningModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        logits = self(batch["image"])
         native = tuple(int(v) for v in batch["native_hw"][0])
-        prob = torch.sigmoid(F.interpolate(logits.float(), size=native, mode="bilinear"))[:, 0]
-        pred = prob > self.threshold
+        pred = native_probabilities(self(batch["image"]), native) > self.threshold
         has = batch["has_label"].bool()
         if has.any():
             self.metric.update(
@@ -108,15 +113,16 @@ class SegmentationTask(pl.LightningModule):
         ]
         wandb_logger.experiment.log({"val/overlays": panels, "trainer/global_step": self.global_step})
 
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        if self.schedule is not None:
+            self.side_weight = self.schedule.side_weight(self.global_step)
+
     def configure_optimizers(self):
-        groups = build_param_groups(
-            self.net, lr=self.optimizer_factory.keywords["lr"], weight_decay=self.weight_decay,
-            lr_mult=self.lr_mult, include_side=self.deep_supervision,
-        )
-        optimizer = self.optimizer_factory(groups)
-        if self.lr_lambda is None:
+        optimizer = self.param_groups.optimizer(self.net, self.optimizer_factory,
+                                                include_side=self.deep_supervision)
+        if self.schedule is None or not self.schedule.steps_lr:
             return optimizer
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_lambda)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.schedule.lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
