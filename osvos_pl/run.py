@@ -79,7 +79,7 @@ def prepare_training(cfg: DictConfig, output_dir: Path) -> Job:
     dm.check(dm.eval_names(), require_masks="all", first_mask_nonempty=False)
     task = instantiate(cfg.task, net=net, normalization=dm.normalization_name)
     plan = TrainingPlan(int(settings.updates), int(settings.accumulate), int(settings.val_every),
-                        int(settings.checkpoint_every))
+                        int(settings.checkpoint_every), bool(settings.get("keep_best", False)))
     loader = None
     if stage == "contour" and settings.source == "bsds":
         loader = DataLoader(BSDSContours(settings.bsds_root, settings.bsds_split, dm.normalization,

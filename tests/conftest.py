@@ -10,10 +10,27 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
+
+# Hypothesis (tests/test_properties_*.py): "ci" is fixed and bounded — the same 60 examples per
+# test on every run (about 25 s for all of them), no example database, no wall-clock limits that
+# a busy machine would trip. HYPOTHESIS_PROFILE=thorough searches wider: fresh random examples,
+# 800 per test (a few minutes).
+settings.register_profile(
+    "ci",
+    max_examples=60,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.register_profile("thorough", max_examples=800, deadline=None, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("OSVOS_SHARED", REPO.parent / "shared"))

@@ -29,6 +29,7 @@ class TrainingPlan:
     accumulate: int = 1
     val_every: int = 200
     checkpoint_every: int = 100
+    keep_best: bool = False
 
 
 def resume_path(ckpt_path: str | None, output_dir: Path) -> str | None:
@@ -69,12 +70,14 @@ def run_training(
     )
     last = output_dir / "checkpoints" / "last.ckpt"  # what ckpt_path=auto resumes from
     contour = stage == "contour"
+    best = [ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor="val_jf",
+                            mode="max", save_top_k=1)] if plan.keep_best and not contour else []
     trainer = engine.trainer(
         max_steps=plan.updates, accumulate_grad_batches=plan.accumulate,
         val_check_interval=min(plan.val_every, plan.updates * plan.accumulate),
         check_val_every_n_epoch=None, num_sanity_val_steps=0,
         limit_val_batches=0 if contour else None,
-        callbacks=[checkpoints, CheckpointOnSigterm(last), *(callbacks or [])],
+        callbacks=[checkpoints, *best, CheckpointOnSigterm(last), *(callbacks or [])],
         logger=loggers or False,
     )
     start = time.perf_counter()
