@@ -257,7 +257,7 @@ def count_flops(hw: tuple[int, int]) -> dict:
 # --- the measurements -------------------------------------------------------------------------
 
 def _network(variant: Variant, device: torch.device) -> torch.nn.Module:
-    from osvos_pl.tasks.network import build_network
+    from osvos_pl.model.factory import build_network
 
     # random backbone: the weights do not change the time (no weights file needed)
     net = build_network(weights=None, init="port", channels_last=variant.channels_last)
@@ -296,19 +296,25 @@ def measure_train(variant: Variant, hw, batch: int, device, warmup: int, repeat:
 
 
 def measure_infer(variant: Variant, hw, batch: int, device, warmup: int, repeat: int) -> dict:
-    """``segment_stream``'s per-batch network work: fused logits → probabilities at native size."""
-    from osvos_pl.stages.inference import InferenceSettings, _probabilities
+    """The one-shot segmenter's per-batch network work: fused logits → probabilities at native
+    size (``OneShotSegmenter.probabilities``)."""
+    import pytorch_lightning as pl
+
+    from osvos_pl.engine import Engine
+    from osvos_pl.model.param_groups import ParamGroups
+    from osvos_pl.tasks.oneshot import FineTuning, OneShotSegmenter
 
     net = _network(variant, device).eval()
     if variant.compile:
         net.forward_fused = torch.compile(net.forward_fused)
-    settings = InferenceSettings(device=device, dtype=torch.bfloat16 if variant.bf16 else None,
-                                 channels_last=variant.channels_last)
+    engine = Engine(pl.Trainer, device, variant.precision, variant.channels_last)
+    segmenter = OneShotSegmenter(FineTuning(0, None, ParamGroups({}), None), parent=net,
+                                 engine=engine)
     x = _input(batch, hw, variant, device)
 
     @torch.inference_mode()
     def run():
-        _probabilities(net, x, hw, settings)
+        segmenter.probabilities(net, x, hw)
 
     first: list[float] = []
     # inference may treat the weights as constants: inductor's freezing prepacks them for
@@ -353,11 +359,11 @@ def compose(overrides: list[str], output_dir: Path):
 
 def measure_finetune(variant: Variant, scale: float, iterations: int, root: Path,
                      weights: Path | None, device: torch.device) -> dict:
-    """The project's ``finetune()`` for ``iterations`` updates on car-shadow frame 0."""
+    """The project's one-shot fine-tuning (``OneShotSegmenter.finetune``, as the runner builds
+    it) for ``iterations`` updates on car-shadow frame 0."""
     from hydra.utils import instantiate
 
-    from osvos_pl.stages.common import build_datamodule
-    from osvos_pl.stages.finetune import finetune
+    from osvos_pl.run import build_datamodule, build_engine
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = compose([
@@ -370,17 +376,18 @@ def measure_finetune(variant: Variant, scale: float, iterations: int, root: Path
         ], Path(tmp))
         parent = instantiate(cfg.model)
         dm = build_datamodule(cfg, parent.normalization)
-        length = iterations * int(cfg.online.accumulate)
+        segmenter = instantiate(cfg.task, parent=parent, engine=build_engine(cfg, Path(tmp)),
+                                progress=False)
+        length = segmenter.finetuning.samples
         dataset = TimedDataset(dm.first_frames("car-shadow", length, seed=int(cfg.seed)))
         with PeakMemory(device) as mem:
-            _, timing = finetune(cfg, parent, dataset, dm.normalization_name, Path(tmp),
-                                 progress=False)
+            _, seconds = segmenter.finetune({1: dataset})
     gaps = sorted(b - a for a, b in zip(dataset.stamps[1:], dataset.stamps[2:]))
-    per_iteration = gaps[len(gaps) // 2] if gaps else timing["finetune_seconds"] / iterations
-    overhead = max(0.0, timing["finetune_seconds"] - iterations * per_iteration)
+    per_iteration = gaps[len(gaps) // 2] if gaps else seconds / iterations
+    overhead = max(0.0, seconds - iterations * per_iteration)
     return {
-        "iterations": timing["iterations"],
-        "seconds": timing["finetune_seconds"],
+        "iterations": iterations,
+        "seconds": seconds,
         "seconds_per_iteration": per_iteration,
         "iterations_per_s": 1.0 / per_iteration,
         "setup_seconds": overhead,

@@ -1,6 +1,6 @@
 # Shared by the recipes: argument parsing and the scale presets.
 #   $1 DATA_ROOT  a DAVIS root, or "generated" for the generated default dataset
-#   $2 SCALE      paper | quick | smoke  (how long each stage trains; see below)
+#   $2 SCALE      paper | cpu | quick | smoke  (how long each stage trains; see below)
 #   $3 OUT        where the runs go (default experiments/results/<recipe>-<scale>)
 # PARENT_UPDATES, CONTOUR_UPDATES, ITERS, DATA_SCALE, ACC and SWEEP override the preset's values.
 # Extra Hydra overrides for every stage can be passed in $OVERRIDES (e.g. "trainer.precision=bf16-mixed").
@@ -10,12 +10,23 @@ ROOT=${1:-generated}
 SCALE=${2:-quick}
 case "$SCALE" in
   paper) P_UPD=50000; C_UPD=20000; IT=500; DS=1.0; A=10; SW="0,50,200,500,2000" ;;
+  cpu)   P_UPD=4000;  C_UPD=400;   IT=100; DS=0.3; A=1;  SW="0,25,50,100,200" ;;
   quick) P_UPD=200;   C_UPD=100;   IT=100; DS=0.5; A=2;  SW="0,25,100" ;;
   smoke) P_UPD=2;     C_UPD=2;     IT=3;   DS=0.5; A=1;  SW="0,2,4" ;;
-  *) echo "unknown SCALE '$SCALE' (paper | quick | smoke)" >&2; exit 2 ;;
+  *) echo "unknown SCALE '$SCALE' (paper | cpu | quick | smoke)" >&2; exit 2 ;;
 esac
 # Each preset value can be overridden from the environment, e.g. ITERS=50 DATA_SCALE=0.25.
 PARENT_UPDATES=${PARENT_UPDATES:-$P_UPD}; CONTOUR_UPDATES=${CONTOUR_UPDATES:-$C_UPD}
 ITERS=${ITERS:-$IT}; DATA_SCALE=${DATA_SCALE:-$DS}; ACC=${ACC:-$A}; SWEEP=${SWEEP:-$SW}
 if [ "$ROOT" = generated ]; then DATA="data.root=null"; else DATA="data.root=$ROOT"; fi
+# The parent's model selection: with DEV_SEQ set, the parent trains on the train split without it
+# and keeps checkpoints/best.ckpt by J&F on it (a held-out *training* sequence, never val).
+PARENT_ARGS=""
+if [ -n "${DEV_SEQ:-}" ]; then
+  TRAIN_SEQS=$(cut -d/ -f4 "$ROOT/ImageSets/480p/train.txt" | sort -u | grep -vx "$DEV_SEQ" | paste -sd,)
+  PARENT_ARGS="data.train_sequences=[$TRAIN_SEQS] data.sequences=[$DEV_SEQ] parent.keep_best=true parent.val_every=250"
+fi
+# Contour maps to snap to (a DAVIS-layout folder, e.g. $ROOT/Contours/480p): adds the OSVOS row
+# that snaps to them directly.
+MAPS=${CONTOUR_MAPS:-}
 COMMON="$DATA data.scale=$DATA_SCALE ${OVERRIDES:-}"

@@ -1,4 +1,4 @@
-"""Issue #8, the fast path: its switches reach every stage, and it does not cost accuracy.
+"""The fast path (trainer.precision=auto, model.channels_last; README "Performance"): its switches reach every stage, and it does not cost accuracy.
 
 The accuracy guard fine-tunes from the real ImageNet VGG16 weights (no parent) on car-shadow's
 first frame at quarter resolution, once on the fp32 eager path and once on the fast path
@@ -7,9 +7,9 @@ bf16 is forced there, whatever the hardware: the guard is about bf16's numerics.
 native bf16 it is emulated, many times slower than fp32 (see osvos_pl/utils/hardware.py).
 
 Measured (car-shadow frames 0-11 at 120x214, 24 updates, Adam lr 1e-4): fp32 J-Mean 0.8368,
-bf16 + channels_last 0.8340, -0.28 points; the same numbers on repeated runs. On the 2-core AVX2
-CPU (no native bf16) the test takes about 3 minutes, 170 s of it the emulated bf16 fine-tuning
-(7 s per update against 0.4 s in fp32). 16 updates would fit in 2 minutes but leave J-Mean at
+bf16 + channels_last 0.8340, -0.28 points; the same numbers on repeated runs. On a CPU without native
+bf16 the test takes minutes, most of it the emulated bf16 fine-tuning (7 s per update against
+0.4 s in fp32 when the test was calibrated). 16 updates would fit in 2 minutes but leave J-Mean at
 0.42 — too little learned for the comparison to mean much.
 """
 
@@ -117,7 +117,7 @@ def _online(root: Path, weights: Path, out: Path, extra: list[str]) -> dict:
 
 @pytest.mark.slow
 def test_fast_path_j_mean_stays_within_half_a_point_of_fp32(davis_sample, vgg_weights, tmp_path):
-    """Issue #8: bf16 autocast + channels_last, fine-tuning and inference, against fp32 eager:
+    """bf16 autocast + channels_last, fine-tuning and inference, against fp32 eager:
     |J-Mean difference| <= 0.005 on real frames, same seed and settings."""
     root = copy_sample(davis_sample, tmp_path / "davis", ("car-shadow",), frames=FRAMES)
     ref = _online(root, vgg_weights, tmp_path / "fp32",

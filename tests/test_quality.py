@@ -52,7 +52,7 @@ def contour_run(car_root, vgg_weights, tmp_path_factory) -> Path:
 
 
 def test_parent_overfits_the_frames_it_trained_on(car_root, vgg_weights, tmp_path):
-    """Issue #2: from ImageNet weights, a brief parent training on car-shadow reaches
+    """From ImageNet weights, a brief parent training on car-shadow reaches
     J-Mean > 0.6 on those frames (deep supervision, the Caffe side-loss schedule)."""
     record = _cli(["+experiment=parent", f"data.root={car_root}",
                    "data.train_sequences=[car-shadow]", "data.sequences=[car-shadow]",
@@ -75,7 +75,7 @@ def pn_late(car_root, vgg_weights, tmp_path_factory) -> Path:
 
 
 def test_one_shot_fine_tuning_beats_the_untuned_network(car_root, vgg_weights, pn_late, tmp_path):
-    """Issue #4: -PN (fine-tuned from ImageNet weights, no parent) against -OS with an untrained
+    """-PN (fine-tuned from ImageNet weights, no parent) against -OS with an untrained
     parent (the same network, no fine-tuning): fine-tuning wins by a wide margin."""
     tuned = read_record(pn_late / "metrics.json")
     untuned = _cli(["+experiment=online_os", f"data.root={car_root}",
@@ -93,7 +93,7 @@ def test_one_shot_fine_tuning_beats_the_untuned_network(car_root, vgg_weights, p
 
 
 def test_trained_contour_branch_beats_sobel_on_held_back_frames(contour_run):
-    """Issue #5: ODS boundary F against mask boundaries of frames 20-39, never trained on."""
+    """The contour branch's ODS boundary F against mask boundaries of frames 20-39, never trained on."""
     c = read_record(contour_run / "metrics.json")["contours"]
     print(f"contour branch on car-shadow 20-39 at 120x214 after 40 updates: F-ODS "
           f"{c['F-ODS']:.3f} (t={c['threshold']:.2f}); Sobel {c['Sobel-F-ODS']:.3f}")
@@ -103,7 +103,7 @@ def test_trained_contour_branch_beats_sobel_on_held_back_frames(contour_run):
 
 def test_online_with_snapping_runs_on_real_frames(car_root, vgg_weights, contour_run, pn_late,
                                                   tmp_path):
-    """Issue #5: the full method (fine-tuning + boundary snapping) end to end on real frames.
+    """The full method (docs/method.md#boundary-snapping) (fine-tuning + boundary snapping) end to end on real frames.
 
     Same seed and fine-tuning as ``pn_late``, so the predictions differ by the snapping alone.
     Quality is not claimed here: a contour branch trained for 40 updates at quarter size gives

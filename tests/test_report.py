@@ -61,15 +61,24 @@ def record(sequences: dict, finished="2024-05-01T12:00:00+02:00", seconds=10.0) 
                    "sequences": {name: {"finetune_seconds": seconds, "inference_seconds": 0.2}
                                  for name in sequences},
                    "total_seconds": 3 * seconds},
-        "artifacts": {}, "settings": {},
+        "artifacts": {},
     }
+
+
+def resolved(cfg: dict) -> dict:
+    """What a run records in metrics.json: the config with its interpolations resolved."""
+    out = dict(cfg)
+    if out["snapping"] == DEFAULT_SNAPPING:
+        out["snapping"] = out["contour_ckpt"] is not None
+    out["paths"] = {"output_dir": "outputs/run"}
+    return out
 
 
 def write_run(folder: Path, cfg: dict, rec: dict | None) -> Path:
     (folder / ".hydra").mkdir(parents=True)
     (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
     if rec is not None:
-        (folder / "metrics.json").write_text(json.dumps(rec))
+        (folder / "metrics.json").write_text(json.dumps({**rec, "config": resolved(cfg)}))
     return folder
 
 
@@ -231,9 +240,9 @@ def test_wandb_source_gives_the_same_ablation_as_the_files(ablation, tmp_path, c
     recorded = []
     for method, rec in ablation["records"].items():
         cfg = dict(ablation["configs"][method])
-        cfg["snapping"] = report.Run("x", cfg, rec).snapping  # W&B holds the resolved config
+        cfg = resolved(cfg)  # W&B holds the resolved config
         recorded.append(FakeWandbRun(f"id{len(recorded)}", "misleading", "finished", cfg,
-                                     {"record": rec, "global/J&F-Mean": 0.0}))
+                                     {"record": {**rec, "config": cfg}, "global/J&F-Mean": 0.0}))
     recorded.append(FakeWandbRun("crashed", "online", "crashed", config(), {}))
     recorded.append(FakeWandbRun("other", "online", "finished", config(), {}, group="other"))
     api = FakeApi(recorded)

@@ -1,4 +1,4 @@
-"""HED/OSVOS class-balanced sigmoid cross-entropy (reference/osvos.md §2).
+"""HED/OSVOS class-balanced sigmoid cross-entropy (docs/method.md#loss).
 
 Foreground is usually a small part of a frame, so each class is weighted by the *other*
 class's share: for image i with |Y+| foreground and |Y-| background pixels (|Y| in all),

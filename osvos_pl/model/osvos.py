@@ -14,10 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from osvos_pl.errors import ConfigError
-from osvos_pl.model.vgg import SIDE_CHANNELS, VGG16Trunk
+from osvos_pl.model.vgg import SIDE_CHANNELS, SIDE_TAPS, VGG16Trunk
 
 #: Strides of the four side stages (conv2_2, conv3_3, conv4_3, conv5_3) w.r.t. the input.
 STRIDES: tuple[int, ...] = (2, 4, 8, 16)
+#: End (exclusive index in ``trunk.features``) of each of VGG16's five stages: stage 1 after
+#: conv1_2's ReLU, stages 2-5 at their side taps. ``STAGE_ENDS[k - 1]`` ends stage ``k``.
+STAGE_ENDS: tuple[int, ...] = (4, *(tap + 1 for tap in SIDE_TAPS))
 PREP_CHANNELS = 16
 UPSAMPLE_MODES = ("caffe", "center")
 INIT_MODES = ("caffe", "port")
@@ -41,10 +44,10 @@ class FixedBilinearUpsample(nn.Module):
     """Fixed (never trained) bilinear upsampling by ``stride``, cropped to the input size.
 
     A transposed conv with the kernel-``2s`` bilinear filter, stride ``s``, applied to every
-    channel separately (the diagonal 16→16 deconv of [CF], as a grouped conv). The
+    channel separately (the diagonal 16→16 deconv of the authors' Caffe code, as a grouped conv). The
     ``(n + 1) * s`` output is cropped to the target size at a top-left offset of:
 
-    - ``"caffe"``: ``s / 2`` on both axes, as [CF]'s Crop layers (stride 2 there uses pad 1,
+    - ``"caffe"``: ``s / 2`` on both axes, as the authors' Caffe Crop layers (docs/method.md#upsampling) (stride 2 there uses pad 1,
       which is the same thing). Geometrically exact: feature pixel ``i`` of a ceil-mode
       stride-``s`` map covers input pixels centred at ``s * i + (s - 1) / 2``, and that is
       where its upsampled peak lands.
@@ -143,6 +146,34 @@ class OSVOSNet(nn.Module):
         Skips the side-score heads; equal to ``forward(x)[-1]``.
         """
         return self._fused(self._prep(x), (x.shape[-2], x.shape[-1]))
+
+    def trunk_prefix(self, x: torch.Tensor, stages: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The first ``stages`` (0-5) VGG stages of ``(B, 3, H, W)`` images: the side taps they
+        produce (none for stage 1) and the activation after the last of them.
+
+        Fine-tuning with those stages frozen computes this once per augmented view and resumes
+        with :meth:`forward_fused_from` (docs/method.md#one-shot-fine-tuning).
+        """
+        return self._run_trunk(x, 0, STAGE_ENDS[stages - 1] if stages else 0, [])
+
+    def forward_fused_from(self, taps: list[torch.Tensor], x: torch.Tensor, stages: int,
+                           size: tuple[int, int]) -> torch.Tensor:
+        """The fused ``(B, 1, H, W)`` logit for ``size = (H, W)``, resuming after ``stages``
+        from :meth:`trunk_prefix`'s output: ``forward_fused_from(*trunk_prefix(x, k), k, size)``
+        equals ``forward_fused(x)``."""
+        start = STAGE_ENDS[stages - 1] if stages else 0
+        taps, _ = self._run_trunk(x, start, len(self.trunk.features), list(taps))
+        return self._fused([conv(tap) for conv, tap in zip(self.prep, taps)], size)
+
+    def _run_trunk(self, x: torch.Tensor, start: int, stop: int, taps: list[torch.Tensor],
+                   ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """``trunk.features[start:stop]`` on ``x``: ``taps`` with the side taps met appended,
+        and the last activation."""
+        for i in range(start, stop):
+            x = self.trunk.features[i](x)
+            if i in SIDE_TAPS:
+                taps.append(x)
+        return taps, x
 
 
 def native_probabilities(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

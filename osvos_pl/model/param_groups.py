@@ -1,4 +1,4 @@
-"""Optimizer parameter groups with the reference learning-rate multipliers (docs/method.md#parent-training).
+"""Optimizer parameter groups with the reference learning-rate multipliers (docs/method.md#optimiser).
 
 The authors scale the base lr per layer kind: trunk and prep convs ×1 (biases ×2), side
 score convs ×0.1 (×0.2), fuse conv ×0.01 (×0.02), and apply weight decay to weights only.

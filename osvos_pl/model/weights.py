@@ -1,7 +1,7 @@
 """Loading ImageNet VGG16 weights into the OSVOS trunk, and the input each set expects.
 
-Two families of VGG16 weights exist and they expect different input (reference/osvos.md §1,
-§3, DESIGN.md "A measured trap"): torchvision's (RGB / 255, ImageNet mean and std) and the
+Two families of VGG16 weights exist and they expect different input (docs/method.md#backbone-weights,
+#input-normalisation and #learning-rate-and-input-scale): torchvision's (RGB / 255, ImageNet mean and std) and the
 paper's Caffe VGG (BGR, 0–255, mean-subtracted, no std). ``load_backbone`` tells the caller
 which input the loaded weights need, by the name of a preset in ``osvos_pl.normalization``.
 The authors' own Caffe VGG file (``caffe-vgg``, a MATLAB ``.mat``) is converted by

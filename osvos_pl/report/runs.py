@@ -1,7 +1,8 @@
 """One run as the report sees it: its config, its record (if it finished) and what it measured.
 
-The ablation variant is read from the config, never from folder or W&B names: a folder called
-``osvos_full`` that ran with ``snapping=false`` is a -BS run.
+The config is the resolved one the run recorded (``metrics.json`` → ``config``, also what W&B
+holds), so no interpolation is followed here. The ablation variant is read from it, never from
+folder or W&B names: a folder called ``osvos_full`` that ran with ``snapping=false`` is a -BS run.
 """
 
 from __future__ import annotations
@@ -24,20 +25,12 @@ class ReportError(OSVOSError, ValueError):
 
 
 def setting(config: Mapping, key: str) -> Any:
-    """``config[a][b]`` for ``key="a.b"`` (None when absent), following plain ``${x.y}`` references.
-
-    Hydra saves configs unresolved; references between keys are followed here, and no resolver is
-    evaluated (``snapping`` is handled by :attr:`Run.snapping`).
-    """
+    """``config[a][b]`` for ``key="a.b"`` in a resolved config (None when absent)."""
     node: Any = config
     for part in key.split("."):
         if not isinstance(node, Mapping):
             return None
         node = node.get(part)
-    if isinstance(node, str) and node.startswith("${") and node.endswith("}"):
-        inner = node[2:-1]
-        if inner and all(c.isalnum() or c in "._" for c in inner):
-            return setting(config, inner)
     return node
 
 
@@ -49,6 +42,8 @@ def record_problem(record: Mapping | None) -> str | None:
         return None if record.get("contours") else "no contour scores"
     if not record.get("global"):
         return "empty global"
+    if record.get("stage") == "online" and not isinstance(record.get("config"), Mapping):
+        return "no resolved config in metrics.json (written before osvos-pl recorded it): re-run"
     return None
 
 
@@ -80,11 +75,7 @@ class Run:
 
     @property
     def snapping(self) -> bool:
-        """The config's ``snapping``; the default interpolation means "contour_ckpt is set"."""
-        value = setting(self.config, "snapping")
-        if isinstance(value, bool):
-            return value
-        return setting(self.config, "contour_ckpt") is not None
+        return bool(setting(self.config, "snapping"))
 
     @property
     def method(self) -> str | None:

@@ -35,18 +35,20 @@ def find_runs(paths: Iterable[str | Path]) -> list[Run]:
 
 
 def _read_run(folder: Path) -> Run:
+    """The record's resolved config; ``.hydra/config.yaml`` only names runs that left no record."""
     config_path = folder / ".hydra" / "config.yaml"
     try:
-        config = yaml.safe_load(config_path.read_text()) or {}
+        saved = yaml.safe_load(config_path.read_text()) or {}
     except yaml.YAMLError as exc:
         return Run(str(folder), {}, None, f"unreadable {config_path.name}: {exc}")
     metrics = folder / "metrics.json"
     if not metrics.is_file():
-        return Run(str(folder), config, None, record_problem(None))
+        return Run(str(folder), saved, None, record_problem(None))
     try:
         record = read_record(metrics)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return Run(str(folder), config, None, f"unreadable metrics.json: {exc}")
+        return Run(str(folder), saved, None, f"unreadable metrics.json: {exc}")
+    config = record.get("config") if isinstance(record.get("config"), dict) else saved
     return Run(str(folder), config, record, record_problem(record))
 
 

@@ -1,6 +1,6 @@
 """Boundary snapping: give each superpixel the majority label of the thresholded mask.
 
-Step 5 of OSVOS snapping (reference/osvos.md section 5, the authors' ``snap.m``): the mask's
+Step 5 of OSVOS snapping (docs/method.md#boundary-snapping; the authors' ``snap.m``): the mask's
 outline is replaced by superpixel boundaries, which follow the contour branch's edges.
 """
 

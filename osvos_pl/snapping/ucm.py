@@ -1,6 +1,6 @@
 """Superpixels from a contour map: watershed, mean-boundary-strength UCM, threshold.
 
-This is steps 2-4 of OSVOS boundary snapping (reference/osvos.md section 5; the authors' MATLAB
+This is steps 2-4 of OSVOS boundary snapping (docs/method.md#boundary-snapping; the authors' MATLAB
 ``contours2OWT`` -> ``ucm_mean_pb`` -> ``ucm2part``), built on higra's C++ watershed and
 average-linkage binary partition tree so that one 480x854 frame takes a fraction of a second.
 """

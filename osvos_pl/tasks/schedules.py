@@ -1,6 +1,6 @@
 """Deep-supervision and learning-rate schedules of offline training (parent, contour branch).
 
-``caffe`` is the paper's solver (docs/method.md#parent-training): training is cut into stages
+``caffe`` is the paper's solver (docs/method.md#side-loss-schedule): training is cut into stages
 (30% / 30% / 40%) with side-loss weights 1 / 0.5 / 0, and inside each stage the lr drops by
 ``lr_gamma`` after ``lr_step_at`` of it. ``linear`` is the PyTorch port's side weight decaying
 from 1 to 0 at a constant lr; ``none`` keeps the side losses at weight 1 and the lr constant.
@@ -51,7 +51,7 @@ class StagedSchedule:
         return self.mode == "caffe"
 
     def lr_factor(self, step: int) -> float:
-        """Inside each stage, ×``lr_gamma`` after ``lr_step_at`` of the stage ([CF] solver)."""
+        """Inside each stage, ×``lr_gamma`` after ``lr_step_at`` of the stage (the authors' Caffe solver)."""
         if not self.steps_lr:
             return 1.0
         starts = [self.total * sum(self.fractions[:i]) for i in range(len(self.fractions))]

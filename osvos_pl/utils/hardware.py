@@ -2,8 +2,9 @@
 
 bf16 autocast only pays where the hardware computes in bf16: CUDA GPUs from Ampere on, and x86
 CPUs with AVX512-BF16 or AMX. Elsewhere oneDNN (or ATen's reference kernels) emulates it, and a
-bf16 convolution is then several times *slower* than fp32 (measured on a 2-core AVX2 EPYC with
-torch 2.13: a 3x3 conv about 6x slower, a matmul several hundred times). Note that
+bf16 convolution is then several times *slower* than fp32 (on an AVX2-only CPU
+with torch 2.13 a 3x3 conv ran about 6x slower, a matmul several hundred times; see
+benchmarks/README.md). Note that
 ``torch.ops.mkldnn._is_mkldnn_bf16_supported()`` is true on any AVX-512 CPU, emulated or not, so
 it is not the test used here.
 """
