@@ -14,6 +14,7 @@ import csv
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,11 +24,15 @@ from tqdm.auto import tqdm
 
 from osvos_pl.data.io import read_mask
 from osvos_pl.errors import DataError, OSVOSError
-from osvos_pl.metrics import GLOBAL_KEYS, evaluate_sequence, summarize
+from osvos_pl.metrics import GLOBAL_KEYS, evaluate_sequence, evaluate_sequence_rows, summarize
+from osvos_pl.metrics.bitplanes import pack_rows
 from osvos_pl.records import now_iso
 from osvos_pl.utils.atomic import atomic_path, atomic_write_json
 
 READ_THREADS = min(8, os.cpu_count() or 1)  # PNG decoding releases the GIL
+# Sequences decoded ahead of the one being scored: packed single-object frames are small (50 kB
+# at 480p); multi-object label maps are 8x larger, so only one sequence runs ahead of them.
+PREFETCH = {"packed": 2, "labels": 1}
 
 
 def gt_folder(gt: str | os.PathLike, resolution: str = "480p") -> Path:
@@ -79,60 +84,103 @@ def select_sequences(gt_dir: Path, pred_dir: Path, sequences: Sequence[str] | No
     return chosen
 
 
-def _read_prediction(path: Path, gt_path: Path, shape: tuple[int, int], scored: bool) -> np.ndarray:
-    """One prediction frame's labels; an unscored missing frame reads as empty."""
-    if not path.is_file():
-        if scored:
-            raise DataError(
-                f"prediction missing: {path} (GT frame {gt_path}) — every annotated frame but the "
-                "first and the last needs a prediction PNG with the GT frame's name"
-            )
-        return np.zeros(shape, np.uint8)
+def _decode(path: Path, packed: bool, optional: bool = False) -> tuple[tuple[int, int], np.ndarray] | None:
+    """``(size, frame)`` of one mask PNG; None if ``optional`` and there is no such file.
+
+    ``frame`` is the ``(H, W) uint8`` labels, or with ``packed`` their ``pack_rows`` (any
+    non-zero label is the object, 8 pixels a byte): all that single-object scoring needs, in an
+    eighth of the memory, packed here in the decoding thread.
+    """
+    if optional and not path.is_file():
+        return None
     labels = read_mask(path)
-    if labels.shape != shape:
+    return labels.shape, pack_rows(labels) if packed else labels
+
+
+class PendingSequence:
+    """One sequence's GT and prediction frames, submitted to a thread pool in frame order."""
+
+    def __init__(self, gt_dir: Path, pred_dir: Path, name: str, pool: ThreadPoolExecutor, packed: bool):
+        self.packed = packed
+        self.gt_paths = sorted((gt_dir / name).glob("*.png"))
+        self.pred_paths = [pred_dir / name / p.name for p in self.gt_paths]
+        self.gt = [pool.submit(_decode, p, packed) for p in self.gt_paths]
+        self.pred = [pool.submit(_decode, p, packed, True) for p in self.pred_paths]
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+        """``(gt, pred, (H, W))``: all N frames stacked (labels, or packed rows), checked in order.
+
+        A missing unscored prediction (frame 0 or N-1) reads as empty; a missing scored one, or
+        any frame whose size differs from GT frame 0, is a DataError naming the files.
+        """
+        gt_frames = [future.result() for future in self.gt]
+        size = gt_frames[0][0]
+        for path, (shape, _) in zip(self.gt_paths, gt_frames):
+            if shape != size:
+                raise DataError(
+                    f"GT {path} is {shape[1]}x{shape[0]} but {self.gt_paths[0]} is "
+                    f"{size[1]}x{size[0]} — all masks of a sequence must have one size"
+                )
+        empty = np.zeros(size, np.uint8)
+        last = len(self.gt_paths) - 1
+        pred_frames = []
+        for i, (path, gt_path, future) in enumerate(zip(self.pred_paths, self.gt_paths, self.pred)):
+            decoded = future.result()
+            if decoded is None:
+                if 0 < i < last:
+                    raise DataError(
+                        f"prediction missing: {path} (GT frame {gt_path}) — every annotated frame "
+                        "but the first and the last needs a prediction PNG with the GT frame's name"
+                    )
+                decoded = size, pack_rows(empty) if self.packed else empty
+            shape, frame = decoded
+            if shape != size:
+                raise DataError(
+                    f"prediction {path} is {shape[1]}x{shape[0]} but its GT {gt_path} is "
+                    f"{size[1]}x{size[0]} — predictions must have the annotation's size (no "
+                    "resizing is done)"
+                )
+            pred_frames.append(frame)
+        return np.stack([frame for _, frame in gt_frames]), np.stack(pred_frames), size
+
+
+def _score(sequence: PendingSequence, name: str, multi_object: bool) -> dict[str, dict[str, np.ndarray]]:
+    """``{object name: {"J", "F"}}`` of one loaded sequence."""
+    gt, pred, size = sequence.result()
+    if not multi_object:
+        return {name: evaluate_sequence_rows(gt, pred, size, name=name)[1]}
+    if (gt[0] == 255).any() and np.isin(gt[0], (0, 255)).all():
         raise DataError(
-            f"prediction {path} is {labels.shape[1]}x{labels.shape[0]} but its GT {gt_path} is "
-            f"{shape[1]}x{shape[0]} — predictions must have the annotation's size (no resizing "
-            "is done)"
+            f"sequence {name!r}: GT frame {sequence.gt_paths[0].name} holds only 0/255, i.e. no "
+            "object ids in DAVIS 2017 semantics (255 is void) — these are DAVIS 2016 binary "
+            "masks: drop --multi-object"
         )
-    return labels
-
-
-def load_sequence(gt_dir: Path, pred_dir: Path, name: str, pool: ThreadPoolExecutor):
-    """``(gt, pred, frame_names)``: ``(N, H, W) uint8`` labels of one sequence, checked."""
-    gt_paths = sorted((gt_dir / name).glob("*.png"))
-    gt_frames = list(pool.map(read_mask, gt_paths))
-    shape = gt_frames[0].shape
-    for path, frame in zip(gt_paths, gt_frames):
-        if frame.shape != shape:
-            raise DataError(
-                f"GT {path} is {frame.shape[1]}x{frame.shape[0]} but {gt_paths[0]} is "
-                f"{shape[1]}x{shape[0]} — all masks of a sequence must have one size"
-            )
-    last = len(gt_paths) - 1
-    pred_frames = pool.map(
-        lambda i: _read_prediction(pred_dir / name / gt_paths[i].name, gt_paths[i], shape, 0 < i < last),
-        range(len(gt_paths)),
-    )
-    return np.stack(gt_frames), np.stack(list(pred_frames)), [p.name for p in gt_paths]
+    frame_names = [p.name for p in sequence.gt_paths]
+    per_object = evaluate_sequence(gt, pred, True, name=name, frame_names=frame_names)
+    return {f"{name}_{k}": v for k, v in per_object.items()}
 
 
 def score_sequences(
     pred_dir: Path, gt_dir: Path, names: Sequence[str], multi_object: bool
 ) -> Iterator[tuple[int, dict[str, dict[str, np.ndarray]]]]:
-    """Per sequence: ``(scored frames, {object name: {"J", "F"}})``, with a progress bar."""
-    with ThreadPoolExecutor(READ_THREADS) as pool:
-        for name in tqdm(names, desc="evaluating", unit="seq"):
-            gt, pred, frame_names = load_sequence(gt_dir, pred_dir, name, pool)
-            if multi_object and (gt[0] == 255).any() and np.isin(gt[0], (0, 255)).all():
-                raise DataError(
-                    f"sequence {name!r}: GT frame {frame_names[0]} holds only 0/255, i.e. no object "
-                    "ids in DAVIS 2017 semantics (255 is void) — these are DAVIS 2016 binary "
-                    "masks: drop --multi-object"
-                )
-            per_object = evaluate_sequence(gt, pred, multi_object, name=name, frame_names=frame_names)
-            keys = {k: f"{name}_{k}" if multi_object else name for k in per_object}
-            yield len(gt) - 2, {keys[k]: v for k, v in per_object.items()}
+    """Per sequence: ``(scored frames, {object name: {"J", "F"}})``, with a progress bar.
+
+    PNG decoding is most of the work: the pool decodes the next sequences (``PREFETCH``) while
+    this thread scores the current one (both release the GIL), so every core stays busy.
+    Single-object frames are packed as they are decoded (``evaluate_sequence_rows``).
+    """
+    packed = not multi_object
+    ahead = PREFETCH["packed" if packed else "labels"]
+    pool = ThreadPoolExecutor(READ_THREADS)
+    pending: deque[PendingSequence] = deque()
+    try:
+        for i, name in enumerate(tqdm(names, desc="evaluating", unit="seq")):
+            while len(pending) <= ahead and i + len(pending) < len(names):
+                pending.append(PendingSequence(gt_dir, pred_dir, names[i + len(pending)], pool, packed))
+            sequence = pending.popleft()
+            yield len(sequence.gt_paths) - 2, _score(sequence, name, multi_object)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _evaluate(pred_dir: Path, gt_dir: Path, resolution: str, sequences, multi_object: bool):

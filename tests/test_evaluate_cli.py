@@ -5,13 +5,16 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
-from osvos_pl.data.io import read_mask, write_mask
+from osvos_pl.data.io import davis_palette, read_mask, write_mask
 from osvos_pl.evaluate import evaluate_folders, main
 from osvos_pl.metrics import GLOBAL_KEYS
 
@@ -165,3 +168,56 @@ def test_multi_object_on_binary_2016_masks_is_an_error(small_sample, capsys):
     gt, pred = small_sample
     assert main(["--pred", str(pred), "--gt", str(gt), "--multi-object"]) == 1
     assert "drop --multi-object" in capsys.readouterr().err
+
+
+def test_multi_object_sequences_are_scored_in_order_and_a_later_error_still_stops(tmp_path, capsys):
+    """Sequences are decoded ahead of the one being scored; rows and errors keep their order."""
+    for name in ("dance", "bike", "zebra"):
+        gt, pred = write_two_object_sequence(tmp_path, name)
+    out = tmp_path / "r.json"
+    assert main(["--pred", str(pred), "--gt", str(gt), "--multi-object", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["sequences"]
+    assert list(rows) == ["bike_1", "bike_2", "dance_1", "dance_2", "zebra_1", "zebra_2"]
+    (pred / "zebra" / "00002.png").unlink()
+    assert main(["--pred", str(pred), "--gt", str(gt), "--multi-object"]) == 1
+    assert str(pred / "zebra" / "00002.png") in capsys.readouterr().err
+
+
+def _pillow_labels(path: Path) -> np.ndarray:
+    """What read_mask returned before OpenCV decoded masks: Pillow, mode by mode."""
+    with Image.open(path) as im:
+        if im.mode in ("P", "L"):
+            return np.asarray(im)
+        if im.mode in ("1", "I", "I;16"):
+            return (np.asarray(im) > 0).astype(np.uint8) * 255
+        return np.asarray(im.convert("L"))
+
+
+def test_masks_read_with_opencv_give_pillows_labels(tmp_path):
+    """8-bit grey and palette PNGs go through OpenCV (palette indices kept, transparency and
+    palette ignored); every other kind through Pillow; the labels are the same either way."""
+    labels = np.random.default_rng(0).integers(0, 7, (37, 53)).astype(np.uint8)
+    labels[0, :5] = 255
+    files = {"grey": Image.fromarray(labels, "L"), "rgb": Image.fromarray(np.stack([labels * 30] * 3, -1)),
+             "1-bit": Image.fromarray(labels > 3), "16-bit": Image.fromarray(labels.astype(np.uint16) * 999)}
+    palette = Image.fromarray(labels, "L").convert("P")
+    palette.putpalette(davis_palette())
+    files["palette"] = palette
+    for name, im in files.items():
+        im.save(tmp_path / f"{name}.png")
+    palette.save(tmp_path / "palette-trns.png", transparency=0)
+    Image.fromarray(labels, "L").save(tmp_path / "grey-trns.png", transparency=3)
+    for path in sorted(tmp_path.glob("*.png")):
+        assert np.array_equal(read_mask(path), _pillow_labels(path)), path.name
+    assert np.array_equal(read_mask(tmp_path / "palette.png"), labels)
+
+
+def test_evaluate_imports_neither_torch_nor_lightning_hydra_wandb(small_sample):
+    """Start-up is most of a short evaluation: scoring PNG folders needs none of them."""
+    gt, pred = small_sample
+    code = ("import sys; from osvos_pl.evaluate import main; "
+            f"assert main(['--pred', {str(pred)!r}, '--gt', {str(gt)!r}]) == 0; "
+            "print(sorted(m.split('.')[0] for m in sys.modules if m.split('.')[0] in "
+            "{'torch', 'torchmetrics', 'lightning', 'pytorch_lightning', 'hydra', 'omegaconf', 'wandb'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"

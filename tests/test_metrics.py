@@ -22,6 +22,7 @@ from osvos_pl.metrics import (
     db_statistics,
     decay_edges,
     evaluate_sequence,
+    evaluate_sequence_rows,
     seg2bmap,
     summarize,
 )
@@ -242,6 +243,20 @@ def test_real_sample_eroded_matches_official(sample_gt):
 def test_real_sample_truncated_matches_official(sample_gt):
     per_object = {s: evaluate_sequence(g, truncated(g), multi_object=False)[1] for s, g in sample_gt.items()}
     check_sample_result(summarize(per_object), TRUNCATED, 0.5657894737)
+
+
+def test_sequence_of_frames_packed_one_by_one_scores_like_the_label_stack(sample_gt):
+    """``evaluate_sequence_rows`` (frames packed as they are read) = ``evaluate_sequence``, bit for bit."""
+    for gt in sample_gt.values():
+        pred = eroded(gt)
+        pred[7] = 0  # an empty prediction frame
+        g = np.stack([pack_rows(frame) for frame in gt])
+        p = np.stack([pack_rows(frame) for frame in pred])
+        packed = evaluate_sequence_rows(g, p, gt.shape[1:])[1]
+        labels = evaluate_sequence(gt, pred, multi_object=False)[1]
+        assert np.array_equal(packed["J"], labels["J"]) and np.array_equal(packed["F"], labels["F"])
+    with pytest.raises(DataError, match="'short'.*at least 3"):
+        evaluate_sequence_rows(g[:2], p[:2], gt.shape[1:], name="short")
 
 
 def test_perfect_prediction_scores_one(sample_gt):

@@ -46,7 +46,7 @@ def test_predict_segments_a_real_video(clip, davis_sample, vgg_weights, tmp_path
                     f"output={out}", f"hydra.run.dir={tmp_path / 'run'}", "data.num_workers=0"],
                    cwd=tmp_path, module="osvos_pl.predict")
     assert "quality is lower" in proc.stdout  # no parent given: says so
-    masks = sorted((out / "masks").glob("*.png"))
+    masks = sorted((out / "masks" / "car-shadow").glob("*.png"))
     assert len(masks) == FRAMES
     preds = np.stack([np.asarray(Image.open(m)) > 0 for m in masks])
     assert preds.shape[1:] == (SIZE[1], SIZE[0])

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
-import torch
 
 
 def as_bool_frames(masks, what: str) -> np.ndarray:
-    """``(H, W)`` or ``(T, H, W)`` numpy array / torch tensor → ``(T, H, W)`` bool (non-zero = True)."""
-    if isinstance(masks, torch.Tensor):
+    """``(H, W)`` or ``(T, H, W)`` numpy array / torch tensor → ``(T, H, W)`` bool (non-zero = True).
+
+    torch is not imported here (it takes seconds): a tensor can only exist once torch is loaded.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(masks, torch.Tensor):
         masks = masks.detach().cpu().numpy()
     masks = np.asarray(masks)
     if masks.ndim == 2:

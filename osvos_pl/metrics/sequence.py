@@ -25,9 +25,15 @@ VOID = 255
 def jf_per_frame(gt, pred, bound_th: float = BOUND_TH) -> tuple[np.ndarray, np.ndarray]:
     """``(J, F)`` per frame of ``(H, W)``/``(T, H, W)`` masks, packing each mask only once."""
     gt, pred = as_frames(gt, pred)
-    g, p = pack_rows(gt), pack_rows(pred)
-    radius = boundary_radius(gt.shape[1:], bound_th)
-    n_gt, n_pred, matched_gt, matched_pred = boundary_counts(g, p, gt.shape[2], radius)
+    return jf_from_rows(pack_rows(gt), pack_rows(pred), gt.shape[1:], bound_th)
+
+
+def jf_from_rows(
+    g: np.ndarray, p: np.ndarray, size: tuple[int, int], bound_th: float = BOUND_TH
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(J, F)`` per frame of packed rows (``pack_rows``) of ``(T, H, W)`` masks; ``size = (H, W)``."""
+    radius = boundary_radius(size, bound_th)
+    n_gt, n_pred, matched_gt, matched_pred = boundary_counts(g, p, size[1], radius)
     return iou_from_rows(g, p), f_from_counts(n_pred, n_gt, matched_pred, matched_gt)
 
 
@@ -73,18 +79,41 @@ def evaluate_sequence(
             f"sequence {name!r}: GT {gt.shape} and prediction {pred.shape} must both be "
             "(N, H, W) label maps of the same frames and size"
         )
-    if len(gt) < 3:
-        raise DataError(
-            f"sequence {name!r} has {len(gt)} annotated frame(s); the first and the last are "
-            "not scored, so at least 3 are needed"
-        )
-    scored_gt, scored_pred = gt[1:-1], pred[1:-1]
     if not multi_object:
-        j, f = jf_per_frame(scored_gt, scored_pred, bound_th)
-        return {1: {"J": j, "F": f}}
+        g, p = pack_rows(gt != 0), pack_rows(pred != 0)
+        return evaluate_sequence_rows(g, p, gt.shape[1:], name=name, bound_th=bound_th)
+    _check_length(len(gt), name)
+    scored_gt, scored_pred = gt[1:-1], pred[1:-1]
     objects = range(1, _object_count(gt, pred, name, frame_names) + 1)
     results = {}
     for k in objects:
         j, f = jf_per_frame(scored_gt == k, scored_pred == k, bound_th)
         results[k] = {"J": j, "F": f}
     return results
+
+
+def evaluate_sequence_rows(
+    gt_rows: np.ndarray,
+    pred_rows: np.ndarray,
+    size: tuple[int, int],
+    *,
+    name: str = "sequence",
+    bound_th: float = BOUND_TH,
+) -> dict[int, dict[str, np.ndarray]]:
+    """Single-object ``evaluate_sequence`` of packed rows: ``{1: {"J": (N-2,), "F": (N-2,)}}``.
+
+    ``gt_rows`` and ``pred_rows`` are ``pack_rows`` of all N ``(H, W)`` label maps (any non-zero
+    label is the object; ``size = (H, W)``), e.g. packed one by one as frames are decoded, which
+    keeps a sequence in an eighth of the memory and never builds the ``(N, H, W)`` stack.
+    """
+    _check_length(len(gt_rows), name)
+    j, f = jf_from_rows(gt_rows[1:-1], pred_rows[1:-1], size, bound_th)
+    return {1: {"J": j, "F": f}}
+
+
+def _check_length(frames: int, name: str) -> None:
+    if frames < 3:
+        raise DataError(
+            f"sequence {name!r} has {frames} annotated frame(s); the first and the last are "
+            "not scored, so at least 3 are needed"
+        )
