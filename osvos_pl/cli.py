@@ -27,6 +27,13 @@ def _to_log_files(message: str) -> None:
             handler.handle(record)
 
 
+def input_error(exc: OSVOSError) -> int:
+    """Say what went wrong once (stderr, and the log file if there is one); the exit code."""
+    _to_log_files(str(exc))
+    print(f"error: {exc}", file=sys.stderr)
+    return EXIT_INPUT_ERROR
+
+
 def fail(message: str, code: int) -> None:
     _to_log_files(message)
     print(f"error: {message}", file=sys.stderr)

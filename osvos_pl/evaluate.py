@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from osvos_pl.cli import input_error
 from osvos_pl.data.io import read_mask
 from osvos_pl.errors import DataError, OSVOSError
 from osvos_pl.metrics import GLOBAL_KEYS, evaluate_sequence, evaluate_sequence_rows, summarize
@@ -249,15 +250,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (1 with a message on stderr for bad input)."""
+    """Run the CLI; returns the exit code (2 with a message on stderr for bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     started, start = now_iso(), time.perf_counter()
     try:
         result, frames = _evaluate(args.pred, args.gt, args.resolution, args.sequences, args.multi_object)
     except OSVOSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return input_error(exc)
     seconds = time.perf_counter() - start  # reading + scoring; frames = scored frames
     print("--------------------------- Global results ---------------------------")
     print(format_table(GLOBAL_KEYS, [[result["global"][k] for k in GLOBAL_KEYS]]))

@@ -107,7 +107,7 @@ def small_sample(davis_sample, tmp_path) -> tuple[Path, Path]:
 def test_missing_prediction_frame_is_an_error_naming_the_file(small_sample, capsys):
     gt, pred = small_sample
     (pred / "car-shadow" / "00002.png").unlink()
-    assert main(["--pred", str(pred), "--gt", str(gt)]) == 1
+    assert main(["--pred", str(pred), "--gt", str(gt)]) == 2
     err = capsys.readouterr().err
     assert "prediction missing" in err and str(pred / "car-shadow" / "00002.png") in err
 
@@ -116,7 +116,7 @@ def test_size_mismatch_is_an_error_naming_both_files(small_sample, capsys):
     gt, pred = small_sample
     bad = pred / "car-shadow" / "00003.png"
     write_mask(bad, np.zeros((240, 427), np.uint8), palette=False)
-    assert main(["--pred", str(pred), "--gt", str(gt)]) == 1
+    assert main(["--pred", str(pred), "--gt", str(gt)]) == 2
     err = capsys.readouterr().err
     gt_file = gt / "Annotations" / "480p" / "car-shadow" / "00003.png"
     assert str(bad) in err and str(gt_file) in err and "427x240" in err and "854x480" in err
@@ -124,9 +124,9 @@ def test_size_mismatch_is_an_error_naming_both_files(small_sample, capsys):
 
 def test_unknown_sequence_and_resolution_are_errors(small_sample, capsys):
     gt, pred = small_sample
-    assert main(["--pred", str(pred), "--gt", str(gt), "--sequences", "nope"]) == 1
+    assert main(["--pred", str(pred), "--gt", str(gt), "--sequences", "nope"]) == 2
     assert "'nope'" in capsys.readouterr().err
-    assert main(["--pred", str(pred), "--gt", str(gt), "--resolution", "1080p"]) == 1
+    assert main(["--pred", str(pred), "--gt", str(gt), "--resolution", "1080p"]) == 2
     assert "1080p" in capsys.readouterr().err
 
 
@@ -159,14 +159,14 @@ def test_multi_object_extra_label_is_an_error(tmp_path, capsys):
     labels = read_mask(pred / "dance" / "00001.png").copy()
     labels[0, 0] = 7
     write_mask(pred / "dance" / "00001.png", labels, palette=True)
-    assert main(["--pred", str(pred), "--gt", str(gt), "--multi-object"]) == 1
+    assert main(["--pred", str(pred), "--gt", str(gt), "--multi-object"]) == 2
     err = capsys.readouterr().err
     assert "'dance'" in err and "00001.png" in err and "[7]" in err
 
 
 def test_multi_object_on_binary_2016_masks_is_an_error(small_sample, capsys):
     gt, pred = small_sample
-    assert main(["--pred", str(pred), "--gt", str(gt), "--multi-object"]) == 1
+    assert main(["--pred", str(pred), "--gt", str(gt), "--multi-object"]) == 2
     assert "drop --multi-object" in capsys.readouterr().err
 
 
@@ -179,7 +179,7 @@ def test_multi_object_sequences_are_scored_in_order_and_a_later_error_still_stop
     rows = json.loads(out.read_text())["sequences"]
     assert list(rows) == ["bike_1", "bike_2", "dance_1", "dance_2", "zebra_1", "zebra_2"]
     (pred / "zebra" / "00002.png").unlink()
-    assert main(["--pred", str(pred), "--gt", str(gt), "--multi-object"]) == 1
+    assert main(["--pred", str(pred), "--gt", str(gt), "--multi-object"]) == 2
     assert str(pred / "zebra" / "00002.png") in capsys.readouterr().err
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from osvos_pl.cli import input_error
 from osvos_pl.errors import DataError
 
 DATASETS = {
@@ -119,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         root = download(args.dataset, args.root, args.url, args.sha256)
     except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return input_error(exc)
     print(f"DAVIS root ready: {root}  (use data.root={root})")
     return 0
 

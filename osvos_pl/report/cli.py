@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from osvos_pl.cli import input_error
 from osvos_pl.report.plot import plot_sweep
 from osvos_pl.report.render import FORMATS, render
 from osvos_pl.report.runs import ReportError, Run
@@ -100,8 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.plot:
             plot_sweep(sweep_table(runs), args.plot)
     except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return input_error(exc)
     if args.out:
         with atomic_path(args.out) as tmp:
             tmp.write_text(document)
