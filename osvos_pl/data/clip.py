@@ -55,7 +55,11 @@ def parse_annotations(mask: str, masks: Sequence[str] = ()) -> list[tuple[int, s
 
 
 class ClipDataModule:
-    """One clip (``input``: video or frame folder) and its annotated frame(s)."""
+    """One clip (``input``: video or frame folder) and its annotated frame(s).
+
+    ``conf/data/clip.yaml`` extends ``davis.yaml`` so that every ``data.*`` override works for
+    both; the DAVIS-only keys (root, splits, year, ...) arrive in ``_davis_keys`` and are unused.
+    """
 
     def __init__(
         self,
