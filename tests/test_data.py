@@ -155,6 +155,7 @@ def test_non_binary_2016_mask(davis_sample, tmp_path):
         validate_sequence(DAVISIndex(root).sequence("car-shadow"), 2016)
 
 
-def test_missing_split_file(davis_sample):
+def test_missing_split_file(davis_sample, tmp_path):
+    root = copy_sample(davis_sample, tmp_path / "davis", ("blackswan",), frames=2)
     with pytest.raises(DataError, match="no split file for split 'train'"):
-        DAVISIndex(davis_sample).split("train")
+        DAVISIndex(root).split("train")
