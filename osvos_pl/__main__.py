@@ -7,6 +7,7 @@ from omegaconf import DictConfig
 
 from osvos_pl.cli import exit_codes
 from osvos_pl.config import config_dir
+from osvos_pl.overrides import check_command_line
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
@@ -32,4 +33,5 @@ def interrupted_message() -> str:
 
 
 if __name__ == "__main__":
+    check_command_line("config")  # a misspelt key: "did you mean ...", before Hydra's "+key=" hint
     main()

@@ -11,3 +11,8 @@ class DataError(OSVOSError, ValueError):
 
 class ConfigError(OSVOSError, ValueError):
     """A config value that cannot work."""
+
+
+class OutputError(OSVOSError, OSError):
+    """An output (checkpoint, mask, record) could not be written: a full disk, a read-only or
+    unwritable folder."""

@@ -22,7 +22,10 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from osvos_pl.engine import Engine
 from osvos_pl.errors import ConfigError
+from osvos_pl.noise import quiet_libraries
+from osvos_pl.progress import UpdateEta
 from osvos_pl.records import now_iso, write_record
+from osvos_pl.summary import shown, summary_lines
 from osvos_pl.utils.atomic import remove_stale_temporaries
 from osvos_pl.validation import validate_config
 
@@ -42,10 +45,16 @@ def build_engine(cfg: DictConfig, output_dir: Path) -> Engine:
                          cfg.trainer.precision, cfg.model.get("channels_last", False), output_dir)
 
 
-def build_datamodule(cfg: DictConfig, weights_normalization: str):
+def build_datamodule(cfg: DictConfig, weights_normalization: str = "imagenet"):
     """``data.normalization=auto`` follows the weights (or the checkpoint) actually loaded."""
     norm = cfg.data.normalization
     return instantiate(cfg.data, normalization=weights_normalization if norm == "auto" else norm)
+
+
+def follow_weights(cfg: DictConfig, dm, weights_normalization: str) -> None:
+    """Set the input normalisation of a data module built before its network (``auto`` only)."""
+    if cfg.data.normalization == "auto":
+        dm.normalization_name = weights_normalization
 
 
 def instantiate_callbacks(cfg: DictConfig, logged: bool) -> list:
@@ -73,10 +82,13 @@ def prepare_training(cfg: DictConfig, output_dir: Path) -> Job:
     from osvos_pl.stages.train import TrainingPlan, resume_path, run_training
 
     stage, settings = cfg.stage, cfg[cfg.stage]
-    net = instantiate(cfg.model)
-    dm = build_datamodule(cfg, net.normalization)
+    dm = build_datamodule(cfg)  # the data first: a bad data.root fails before any download
     dm.check(dm.train_names(), require_masks="all", first_mask_nonempty=False)
     dm.check(dm.eval_names(), require_masks="all", first_mask_nonempty=False)
+    log_data(cfg, dm, f"{len(dm.train_names())} training / {len(dm.eval_names())} validation "
+                      "sequences")
+    net = instantiate(cfg.model)
+    follow_weights(cfg, dm, net.normalization)
     task = instantiate(cfg.task, net=net, normalization=dm.normalization_name)
     plan = TrainingPlan(int(settings.updates), int(settings.accumulate), int(settings.val_every),
                         int(settings.checkpoint_every), bool(settings.get("keep_best", False)))
@@ -86,21 +98,40 @@ def prepare_training(cfg: DictConfig, output_dir: Path) -> Job:
                                          dm.scale, dm.augment),
                             batch_size=dm.batch_size, shuffle=True, num_workers=dm.num_workers)
     engine, resume = build_engine(cfg, output_dir), resume_path(cfg.ckpt_path, output_dir)
+    log.info("weights: %s", getattr(net, "weights_source", "model.weights"))
+    validations = plan.updates * plan.accumulate // max(1, plan.val_every)
+    log.info("plan: %d updates (%s.updates) of %d batch(es) of %d frame(s), validation every %d "
+             "batches; %s, %s%s", plan.updates, stage, plan.accumulate, dm.batch_size,
+             plan.val_every, engine.device, engine.precision,
+             f"; resuming from {shown(resume)}" if resume else "")
+    eta = UpdateEta(plan.updates, stage, extra=f", plus {validations + 1} validation(s)"
+                    if stage == "parent" else "")
     return lambda loggers: run_training(
         task, dm, engine, plan, output_dir, stage, loggers,
-        instantiate_callbacks(cfg, logged=bool(loggers)), resume, loader)
+        [eta, *instantiate_callbacks(cfg, logged=bool(loggers))], resume, loader)
+
+
+def log_data(cfg: DictConfig, dm, what: str) -> None:
+    """Where the data comes from: the generated default (and where it lives) or ``data.root``."""
+    if cfg.data.get("root") is None and hasattr(dm, "generated_spec"):
+        log.info("data: the generated default dataset (data.root=null), %s, at %s — "
+                 "data.root=/path/to/DAVIS for real DAVIS", what, dm.data_root)
+    else:
+        log.info("data: %s, %s", dm.data_root, what)
 
 
 def load_parent(cfg: DictConfig) -> tuple[torch.nn.Module, str]:
     """The network to fine-tune: the parent checkpoint, or the ImageNet backbone (-PN)."""
     from osvos_pl.model.checkpoint import load_checkpoint_weights
 
-    net = instantiate(cfg.model)
-    normalization = net.normalization
-    if cfg.parent_ckpt:
-        normalization = load_checkpoint_weights(net, cfg.parent_ckpt) or normalization
-    else:
-        log.warning("no parent_ckpt: fine-tuning from the ImageNet backbone (-PN); quality is lower")
+    if not cfg.parent_ckpt:
+        net = instantiate(cfg.model)
+        log.warning("no parent_ckpt: fine-tuning from %s, without a parent network (-PN); "
+                    "quality is lower", getattr(net, "weights_source", "model.weights"))
+        return net, net.normalization
+    net = instantiate(cfg.model, weights=None)  # the checkpoint supplies every weight
+    normalization = load_checkpoint_weights(net, cfg.parent_ckpt) or net.normalization
+    net.weights_source = f"parent checkpoint {cfg.parent_ckpt} (every weight)"
     return net, normalization
 
 
@@ -131,15 +162,43 @@ def prepare_online(cfg: DictConfig, output_dir: Path, predictions: str = "predic
                    on_frame=None) -> Job:
     from osvos_pl.stages.online import run_online
 
+    dm = build_datamodule(cfg)
+    names = dm.eval_names()  # a bad data.root fails before any weights load
+    objects = count_objects(dm, names)
+    log_data(cfg, dm, f"{len(names)} sequence(s), {objects} object(s)")
     parent, normalization = load_parent(cfg)
+    follow_weights(cfg, dm, normalization)
     engine = build_engine(cfg, output_dir)
-    dm = build_datamodule(cfg, normalization)
     contours = contour_source(cfg, engine, dm)
+    iterations = int(cfg.online.iterations)
+    log.info("weights: %s", parent.weights_source)
+    log.info("plan: per object %d fine-tuning updates (online.iterations), then every frame "
+             "segmented%s; %s, %s", iterations, " and snapped to contours" if contours else "",
+             engine.device, engine.precision)
+    eta = UpdateEta(iterations * objects, "fine-tuning", extra=", plus segmenting every frame")
     segmenter = instantiate(cfg.task, parent=parent, engine=engine, contours=contours,
-                            callbacks=instantiate_callbacks(cfg, logged=False))
-    return lambda loggers: run_online(
-        segmenter, dm, output_dir, loggers, seed=int(cfg.seed), resume=bool(cfg.online.resume),
-        overlays=int(cfg.online.overlays), predictions=predictions, on_frame=on_frame)
+                            callbacks=[eta, *instantiate_callbacks(cfg, logged=False)])
+
+    def job(loggers: list) -> dict:
+        segmenter.loggers = loggers  # each fine-tuning's loss, per sequence
+        return run_online(segmenter, dm, output_dir, loggers, seed=int(cfg.seed),
+                          resume=bool(cfg.online.resume), overlays=int(cfg.online.overlays),
+                          predictions=predictions, on_frame=on_frame)
+    return job
+
+
+def count_objects(dm, names: list[str]) -> int:
+    """Objects to fine-tune for (one per sequence where a first mask cannot be read yet: the
+    online stage's own check reports that, naming the file)."""
+    from osvos_pl.errors import OSVOSError
+
+    total = 0
+    for name in names:
+        try:
+            total += len(dm.object_ids(name))
+        except (OSVOSError, OSError):
+            total += 1
+    return total
 
 
 #: What each ``stage`` (set by ``+experiment=...``) prepares.
@@ -150,8 +209,14 @@ STAGES: dict[str, Callable[..., Job]] = {
 }
 
 
-def run(cfg: DictConfig, output_dir: Path | None = None, **stage_options) -> dict:
-    """Run ``cfg.stage`` and return its run record (also written to ``<output_dir>/metrics.json``)."""
+def run(cfg: DictConfig, output_dir: Path | None = None, summary: bool = True,
+        **stage_options) -> dict:
+    """Run ``cfg.stage`` and return its run record (also written to ``<output_dir>/metrics.json``).
+
+    ``summary``: end with a few lines saying where the outputs are, the score and the next
+    command (``log_summary``); a caller that writes more outputs afterwards says it itself.
+    """
+    quiet_libraries()
     validate_config(cfg, STAGES)
     if output_dir is None:
         output_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -178,14 +243,34 @@ def run(cfg: DictConfig, output_dir: Path | None = None, **stage_options) -> dic
         record["finished"] = now_iso()
         record.setdefault("timing", {})["total_seconds"] = time.perf_counter() - t0
         if rank_zero_only.rank == 0:
+            record.setdefault("artifacts", {}).update(_wandb_artifacts(loggers))
             write_record(output_dir / "metrics.json", record)
             _summarise_to_loggers(loggers, record)
-            log.info("run record: %s", output_dir / "metrics.json")
-            if record.get("global"):
-                log.info("global: %s", {k: round(v, 4) for k, v in record["global"].items()})
+            if summary:
+                log_summary(record, output_dir)
         return record
     finally:
         _close_loggers(loggers)
+
+
+def log_summary(record: dict, output_dir: Path) -> None:
+    """The end of a run, in a few lines (``osvos_pl.summary``)."""
+    for line in summary_lines(record, output_dir):
+        log.info("%s", line)
+
+
+def _wandb_artifacts(loggers: list) -> dict:
+    """Where the W&B run lives, and whether it still needs ``wandb sync``."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    for lg in loggers:
+        if isinstance(lg, WandbLogger):
+            run = lg.experiment
+            if getattr(run, "disabled", False) or not getattr(run, "dir", None):
+                return {}
+            return {"wandb_run": str(Path(run.dir).parent),
+                    "wandb_mode": "offline" if run.offline else "online"}
+    return {}
 
 
 def _summarise_to_loggers(loggers: list, record: dict) -> None:

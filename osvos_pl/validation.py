@@ -44,6 +44,10 @@ def validate_config(cfg: DictConfig, stages: Container[str]) -> None:
     _number(cfg, "online.threshold", float, 0.0, 1.0)
     _number(cfg, "optim.optimizer.lr", float, 0.0)
     _number(cfg, "online.min_superpixels", int, 1)
+    _number(cfg, "online.frozen_stages", int, 0, 5)
+    _number(cfg, "online.finetune_scale", float, 1e-3, 4.0)
+    if cfg.optim.get("finetune_lr") is not None:
+        _number(cfg, "optim.finetune_lr", float, 0.0)
     for stage in ("parent", "contour"):
         _number(cfg, f"{stage}.updates", int, 1)
         _number(cfg, f"{stage}.accumulate", int, 1)

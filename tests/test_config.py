@@ -45,8 +45,10 @@ def test_ablation_configs_mean_what_they_say(tmp_path):
 
 
 def test_generated_default_uses_short_schedule_and_real_data_the_paper_one(tmp_path):
-    assert compose_cfg(["+experiment=parent"], tmp_path).parent.updates == 40
-    assert compose_cfg(["+experiment=parent", "data.root=/d"], tmp_path).parent.updates == 50000
+    quick = compose_cfg(["+experiment=parent"], tmp_path).parent
+    assert (quick.updates, quick.accumulate) == (300, 1)  # the quick start's budget (README)
+    paper = compose_cfg(["+experiment=parent", "data.root=/d"], tmp_path).parent
+    assert (paper.updates, paper.accumulate) == (50000, 10)
 
 
 @pytest.mark.parametrize("override,key", [

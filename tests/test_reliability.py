@@ -5,9 +5,16 @@
 - Launchers: plain DDP inside a multirun is refused; SLURM-started ranks pass; the SLURM launcher
   config becomes the sbatch script we mean; a submitit (local) online sweep completes.
 - Interruption: a parent run killed (SIGTERM, SIGKILL) and re-run into the same dir resumes from
-  ``checkpoints/last.ckpt`` and ends with ``parent.updates`` optimizer steps.
+  ``checkpoints/last.ckpt`` and ends with ``parent.updates`` optimizer steps; the training
+  stream picks up at the checkpoint's batch. (Group signals: tests/test_signals.py; random
+  kills compared with uninterrupted runs: tests/test_soak.py.)
 - NaN loss: the run stops, names the step and the fix, writes no record.
-- Reproducibility: one seed, one thread, two runs, the same numbers.
+- Untrusted input and failing disks: a checkpoint that would run code when unpickled is refused
+  (exit 2) and runs nothing, as ``parent_ckpt`` and as ``ckpt_path``; a refused run starts no W&B
+  run; a full disk or a read-only folder while writing a checkpoint, a mask or a record gives
+  our error naming the file (exit 2) and leaves no partial file.
+- Reproducibility: one seed, one thread, two runs, the same numbers; the parent's weights do not
+  depend on the number of data-loader workers.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -234,12 +242,30 @@ def test_sigterm_checkpoint_holds_the_step_training_stopped_at(tmp_path):
     from osvos_pl.tasks.callbacks import CheckpointOnSigterm
 
     last = tmp_path / "checkpoints" / "last.ckpt"
-    trainer = pl.Trainer(accelerator="cpu", max_steps=10, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False,
+    trainer = pl.Trainer(accelerator="cpu", max_steps=10, logger=False, enable_progress_bar=False,
+                         default_root_dir=tmp_path,
                          callbacks=[_SigtermAt(batch_idx=2), CheckpointOnSigterm(last)])
     with pytest.raises(SIGTERMException):
         trainer.fit(_Tiny(), train_dataloaders=torch.utils.data.DataLoader(torch.randn(20, 2)))
-    assert torch.load(last, weights_only=False)["global_step"] == 3  # batches 0, 1, 2 stepped
+    assert torch.load(last, weights_only=True)["global_step"] == 3  # batches 0, 1, 2 stepped
+
+
+def test_training_draws_resume_the_stream_where_a_checkpoint_was_taken():
+    from osvos_pl.data.datasets import TrainingDraws
+
+    items, batch = list(range(7)), 2  # 4 batches an epoch, the last one short
+    uninterrupted = TrainingDraws(items, batch, seed=5)
+    stream = [key for _ in range(3) for key in uninterrupted]
+    batches = [stream[i:min(i + batch, 7 * e + 7)] for e in range(3)
+               for i in range(7 * e, 7 * e + 7, batch)]
+    assert sorted(k for k, _ in stream[:7]) == items and stream[:7] != stream[7:14]
+    assert [d for _, d in stream] == list(range(21))  # every draw numbered: seeds its augmentation
+    for start in range(12):  # a resumed run: its loader starts at the checkpoint's batch
+        resumed = TrainingDraws(items, batch, seed=5, start_batch=start)
+        keys = [key for _ in range(3 - start // 4) for key in resumed]
+        assert keys == [key for b in batches[start:] for key in b], start
+    ranks = [list(TrainingDraws(items, 1, seed=5, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert sorted(d for _, d in ranks[0] + ranks[1]) == list(range(8))  # padded to 8, as DDP pads
 
 
 def test_stale_temporaries_are_removed_and_final_files_kept(tmp_path):
@@ -307,7 +333,7 @@ def test_killed_parent_run_resumes_to_the_same_number_of_steps(sig, cache, tmp_p
                 proc.kill()
     stderr = (tmp_path / "err.txt").read_text()
     assert not (run_dir / "metrics.json").exists()
-    stopped_at = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
+    stopped_at = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
     assert 1 <= stopped_at < UPDATES, "the kill came after training: nothing was interrupted"
     if sig == signal.SIGTERM:
         # Lightning turns SIGTERM into SystemExit(None), i.e. exit 0; the runner makes it 143
@@ -323,8 +349,7 @@ def test_killed_parent_run_resumes_to_the_same_number_of_steps(sig, cache, tmp_p
     assert f"Restoring states from the checkpoint path at {last}" in proc.stdout + proc.stderr
     record = read_record(run_dir / "metrics.json")
     assert record["timing"]["optimizer_steps"] == UPDATES
-    assert torch.load(run_dir / "parent.ckpt", map_location="cpu",
-                      weights_only=False)["global_step"] == UPDATES
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == UPDATES
     assert _temporaries(run_dir) == []
 
 
@@ -354,6 +379,147 @@ def test_nan_loss_stops_the_run_naming_step_and_fix(cache, tmp_path):
     assert not (tmp_path / "run" / "parent.ckpt").exists()
 
 
+# --- 5. Untrusted checkpoints, failing disks, refused runs -----------------------------------
+
+class _Payload:
+    """Unpickling this runs code: here it creates ``marker``."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return exec, (f"open({str(self.marker)!r}, 'w').close()",)
+
+
+def _booby_trapped_checkpoint(path: Path, marker: Path) -> Path:
+    """An OSVOS-shaped checkpoint whose hyper-parameters would run code when unpickled."""
+    from osvos_pl.model.factory import build_network
+
+    net = build_network(weights=None)
+    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+                "hyper_parameters": {"normalization": "imagenet", "note": _Payload(marker)}}, path)
+    return path
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_runs_nothing(tmp_path):
+    from osvos_pl.model.checkpoint import UnsafeCheckpointError, safe_load
+
+    evil = _booby_trapped_checkpoint(tmp_path / "shared.ckpt", tmp_path / "proof")
+    torch.load(evil, weights_only=False)  # the trap is real: trusting it creates the file
+    assert (tmp_path / "proof").exists()
+    marker = tmp_path / "pwned"
+    evil = _booby_trapped_checkpoint(tmp_path / "shared.ckpt", marker)
+    with pytest.raises(UnsafeCheckpointError, match=r"cannot load .*shared\.ckpt safely"):
+        safe_load(evil)
+    assert not marker.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["parent_ckpt", "ckpt_path"])
+def test_booby_trapped_checkpoint_through_the_cli_exits_2_and_runs_nothing(how, cache, tmp_path):
+    marker = tmp_path / "pwned"
+    evil = _booby_trapped_checkpoint(tmp_path / "shared.ckpt", marker)
+    stage = "online" if how == "parent_ckpt" else "parent"  # ckpt_path: a resume
+    proc = run_cli([f"+experiment={stage}", *TINY, "online.iterations=1", "parent.updates=2",
+                    f"{how}={evil}", "logger=none", f"paths.cache_dir={cache}",
+                    f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, check=False)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert f"cannot load {evil} safely" in proc.stderr  # says why ...
+    assert "arbitrary unpickling" in proc.stderr and "weights_only=False" in proc.stderr  # ... and how
+    assert not marker.exists(), "unpickling the checkpoint ran its code"
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bad", ["online.iterations=-1", "data.root=/nonexistent/DAVIS"],
+                         ids=["iterations", "data-root"])
+def test_a_refused_run_starts_no_wandb_run(bad, cache, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_cli(["+experiment=online", *TINY, bad, f"paths.cache_dir={cache}",
+                    f"hydra.run.dir={run_dir}"], cwd=tmp_path, check=False,
+                   env={"WANDB_MODE": "offline"})  # logger=wandb, as by default
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert bad.split("=")[0] in proc.stderr and "Traceback" not in proc.stderr
+    assert not list(tmp_path.rglob("wandb")), "W&B started before the run was refused"
+    leftovers = {p.relative_to(run_dir).parts[0] for p in run_dir.rglob("*")} - {".hydra"}
+    assert leftovers <= {"__main__.log"}, leftovers
+
+
+def test_full_disk_or_read_only_folder_gives_our_error_and_no_partial_file(tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    from osvos_pl.data.io import write_mask
+    from osvos_pl.errors import OutputError
+    from osvos_pl.records import write_record
+    from osvos_pl.utils import atomic
+
+    masks = tmp_path / "predictions" / "seq"
+    write_mask(masks / "00000.png", np.zeros((8, 8), np.uint8), palette=False)
+
+    def refuse(code):
+        def replace(src, dst):
+            raise OSError(code, os.strerror(code), str(dst))
+        return replace
+
+    monkeypatch.setattr(os, "replace", refuse(errno.ENOSPC))
+    with pytest.raises(OutputError, match=r"cannot write .*00001\.png: the disk is full.*"
+                                          r"hydra\.run\.dir=DIR"):
+        write_mask(masks / "00001.png", np.zeros((8, 8), np.uint8), palette=False)
+    monkeypatch.setattr(os, "replace", refuse(errno.EROFS))
+    with pytest.raises(OutputError, match=r"metrics\.json: .* is not writable \(Read-only file "
+                                          r"system\) — make it writable"):
+        write_record(tmp_path / "metrics.json", {"global": {}})
+    monkeypatch.undo()
+    # torch.save on a full disk: a RuntimeError ("unexpected pos ..."), not ENOSPC
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 0))
+    with pytest.raises(OutputError, match=r"last\.ckpt: the disk is full"):
+        with atomic.atomic_path(tmp_path / "checkpoints" / "last.ckpt") as tmp:
+            tmp.write_bytes(b"half a checkpoint")
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576")
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="a bug"):  # other failures stay what they are
+        with atomic.atomic_path(tmp_path / "other.json"):
+            raise ValueError("a bug")
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert files == ["predictions/seq/00000.png"], "a partial or temporary file was left"
+
+
+# A launcher that makes the rename of one output fail, as a full disk would.
+_FAIL_WRITE = """
+import errno, os, runpy, sys
+real, target = os.replace, os.environ["FAIL_WRITE"]
+def replace(src, dst, *args, **kwargs):
+    if os.fspath(dst).endswith(target):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(dst))
+    return real(src, dst, *args, **kwargs)
+os.replace = replace
+runpy.run_module("osvos_pl", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage, target", [
+    ("parent", "checkpoints/last.ckpt"),
+    ("online", "predictions/gen-val-00/00003.png"),
+    ("online", "sequences/gen-val-00.json"),
+], ids=["checkpoint", "mask", "record"])
+def test_full_disk_during_a_run_exits_2_naming_the_file(stage, target, cache, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-c", _FAIL_WRITE, f"+experiment={stage}", *TINY, "parent.updates=2",
+         "parent.checkpoint_every=1", "online.iterations=1", "logger=none",
+         f"paths.cache_dir={cache}", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path, capture_output=True, text=True,
+        env={**os.environ, "FAIL_WRITE": target, "HYDRA_FULL_ERROR": "1"})
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert f"error: cannot write {run_dir / target}: the disk is full" in proc.stderr
+    assert not (run_dir / target).exists() and not (run_dir / "metrics.json").exists()
+    assert _temporaries(run_dir) == []
+
+
 # --- 6. Reproducibility -------------------------------------------------------------------------
 
 @pytest.mark.slow
@@ -371,3 +537,16 @@ def test_same_seed_on_cpu_gives_the_same_record_twice(cache, tmp_path):
     assert first["global"] == second["global"]
     assert first["sequences"] == second["sequences"]
     assert len(masks[0]) == 12 and masks[0] == masks[1]
+
+
+@pytest.mark.slow
+def test_parent_weights_depend_on_the_seed_only_not_on_the_workers(cache, tmp_path):
+    weights = []
+    for workers in (0, 2):  # augmentation draws are seeded by the draw, not by the worker
+        run_dir = tmp_path / f"w{workers}"
+        run_cli(["+experiment=parent", *TINY, f"data.num_workers={workers}", "parent.updates=3",
+                 "parent.accumulate=2", "num_threads=1", "seed=7", "logger=none",
+                 f"paths.cache_dir={cache}", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+        weights.append(torch.load(run_dir / "parent.ckpt", weights_only=True)["state_dict"])
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
-from osvos_pl.data.datasets import FirstFrames, SequenceFrames, TrainFrames, annotated_pairs
+from osvos_pl.data.datasets import (
+    FirstFrames,
+    SequenceFrames,
+    TrainFrames,
+    TrainingDraws,
+    annotated_pairs,
+)
 from osvos_pl.data.davis import DAVISIndex
 from osvos_pl.data.generated import GeneratedSpec, ensure_generated
 from osvos_pl.data.io import read_image, read_mask
 from osvos_pl.data.masks import eval_labels, object_ids, validate_sequence
+from osvos_pl.data.workers import loader_options
 from osvos_pl.normalization import Normalization, get_normalization
 
 
@@ -90,20 +99,36 @@ class DAVISDataModule(pl.LightningDataModule):
                 decode=self.validate == "full", first_mask_nonempty=first_mask_nonempty,
             )
 
-    def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset, batch_size: int, sampler=None) -> DataLoader:
         return DataLoader(
-            dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0 and shuffle, pin_memory=False,
-            drop_last=False,
+            dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0 and sampler is not None, pin_memory=False,
+            drop_last=False, **loader_options(self.num_workers, self._rank()),
         )
 
-    # Sampler 1: every annotated frame of the training sequences (parent / contour).
+    def _rank(self) -> int | None:
+        """The global rank Lightning seeds this module's workers with (None: no trainer)."""
+        return self.trainer.global_rank if self.trainer is not None else None
+
+    # Sampler 1: every annotated frame of the training sequences (parent / contour), shuffled.
     def train_dataloader(self) -> DataLoader:
+        """Seeded by the run's seed (``seed_everything``); in a resumed run it continues from the
+        batch the checkpoint was taken at, so the run trains on the very samples an uninterrupted
+        one would (``TrainingDraws``)."""
+        seed = torch.initial_seed()
         ds = TrainFrames(
             self.index, self.train_names(), self.normalization, self.scale, self.augment,
-            self.target,
+            self.target, seed=seed,
         )
-        return self._loader(ds, self.batch_size, shuffle=True)
+        trainer = self.trainer
+        if trainer is None:
+            return self._loader(ds, self.batch_size, TrainingDraws(ds, self.batch_size, seed))
+        start = trainer.global_step * trainer.accumulate_grad_batches  # checkpoints are taken there
+        # Lightning warns that a plain loader cannot resume mid-epoch; this one can
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended "
+                                "before the epoch ended")
+        return self._loader(ds, self.batch_size, TrainingDraws(
+            ds, self.batch_size, seed, start, trainer.world_size, trainer.global_rank))
 
     # Sampler 3, over the held-out sequences: every frame in order (evaluation in the loop).
     def val_dataloader(self) -> DataLoader:
@@ -112,7 +137,7 @@ class DAVISDataModule(pl.LightningDataModule):
             SequenceFrames(self.index, n, self.normalization, self.scale, labels=True, seq_id=k)
             for k, n in enumerate(names)
         ])
-        return self._loader(ds, 1, shuffle=False)
+        return self._loader(ds, 1)
 
     # Sampler 2: frame 0 (and any extra annotated frames) of one sequence, repeated (online).
     def first_frames(
@@ -149,4 +174,4 @@ class DAVISDataModule(pl.LightningDataModule):
         return SequenceFrames(self.index, name, self.normalization, self.scale)
 
     def sequence_dataloader(self, name: str) -> DataLoader:
-        return self._loader(self.sequence_dataset(name), self.eval_batch_size, shuffle=False)
+        return self._loader(self.sequence_dataset(name), self.eval_batch_size)

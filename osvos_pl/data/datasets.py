@@ -1,6 +1,7 @@
 """The three frame samplers OSVOS needs, each a torch Dataset that decodes from disk on demand.
 
-- ``TrainFrames``: every annotated frame of the training sequences (parent / contour training).
+- ``TrainFrames``: every annotated frame of the training sequences (parent / contour training),
+  drawn in the order ``TrainingDraws`` gives.
 - ``FirstFrames``: the annotated frame(s) of one test sequence, augmented, repeated for as many
   samples as fine-tuning takes (online). The few frames are decoded once, and with the paper's
   fixed augmentation set all 6 versions are precomputed once per sequence.
@@ -9,11 +10,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, DistributedSampler
 
 from osvos_pl.data.davis import DAVISIndex, VideoSequence
 from osvos_pl.data.io import read_image, read_mask
@@ -47,8 +49,18 @@ def _sample(image: np.ndarray, target: np.ndarray, norm: Normalization, contour:
     }
 
 
+def draw_seed(seed: int, draw: int) -> int:
+    """The augmentation seed of draw number ``draw`` of a run seeded with ``seed``."""
+    return int(np.random.SeedSequence([seed, draw]).generate_state(1)[0])
+
+
 class TrainFrames(Dataset):
-    """All annotated frames of ``sequences`` as (image, binary target) pairs, augmented."""
+    """All annotated frames of ``sequences`` as (image, binary target) pairs, augmented.
+
+    Indexed by ``(item, draw)`` (``TrainingDraws``), the augmentation is seeded by the run's
+    ``seed`` and the draw's number: a sample is the same whichever worker makes it, in an
+    uninterrupted run and in a resumed one. A plain item index draws unseeded.
+    """
 
     def __init__(
         self,
@@ -58,8 +70,9 @@ class TrainFrames(Dataset):
         scale: float = 1.0,
         augment: str = "paper",
         target: str = "mask",
+        seed: int = 0,
     ):
-        self.index, self.norm, self.scale = index, normalization, scale
+        self.index, self.norm, self.scale, self.seed = index, normalization, scale, int(seed)
         self.contour = target == "contour"
         self.augment_name = augment
         self.augment = None
@@ -73,7 +86,8 @@ class TrainFrames(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, k: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        k, draw = key if isinstance(key, tuple) else (key, None)
         seq, i = self.items[k]
         image, labels = read_image(seq.frames[i]), read_mask(seq.mask(i))
         _check_pair(image.shape, labels, seq, i)
@@ -82,9 +96,40 @@ class TrainFrames(Dataset):
         if self.augment is None and self.augment_name != "none":  # built lazily, per worker
             self.augment = build_augmentation(self.augment_name, self.norm.mean_rgb())
         if self.augment is not None:
+            if draw is not None:
+                self.augment.set_random_seed(draw_seed(self.seed, draw))
             out = self.augment(image=image, mask=target)
             image, target = out["image"], out["mask"]
         return _sample(image, target, self.norm, self.contour)
+
+
+class TrainingDraws(DistributedSampler):
+    """The order of ``TrainFrames``: ``(item, draw)`` keys, from any batch of the run on.
+
+    Epoch ``e`` visits the ``n`` items in a permutation seeded by ``seed + e``; draws are
+    numbered through the run (``e * n + position``, the number seeds the augmentation).
+    ``start_batch`` (the batches a resumed run has already trained on) picks up the stream where
+    the interrupted run left it: Lightning resumes mid-epoch counting that epoch's batches, but
+    a plain shuffled loader would start the epoch over in a new order and with new random draws.
+    Replica ``rank`` of ``num_replicas`` (DDP) takes every ``num_replicas``-th item of the
+    permutation, padded to a multiple of ``num_replicas`` as ``DistributedSampler`` pads; being
+    one, Lightning leaves it in place under DDP. Each ``iter()`` is the next epoch.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int, start_batch: int = 0,
+                 num_replicas: int = 1, rank: int = 0):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.batch_size, self.next_batch = int(batch_size), int(start_batch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        n, replicas = len(self.dataset), self.num_replicas
+        epoch, first = divmod(self.next_batch, math.ceil(self.num_samples / self.batch_size))
+        self.next_batch = (epoch + 1) * math.ceil(self.num_samples / self.batch_size)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + epoch))
+        order = order.repeat(math.ceil(self.total_size / n))[: self.total_size].tolist()
+        for position in range(self.rank + first * self.batch_size * replicas, self.total_size,
+                              replicas):
+            yield order[position], epoch * self.total_size + position
 
 
 def annotated_pairs(
@@ -125,7 +170,10 @@ class FirstFrames(Dataset):
             self.pairs = [v for img, msk in self.pairs for v in paper_versions(img, msk)]
         else:
             self.augment = build_augmentation(augment, self.norm.mean_rgb())
-        self.normalised = [_sample(img, msk, self.norm, False) for img, msk in self.pairs]
+        # ``view`` names a fixed version, so that fine-tuning can cache what a frozen trunk
+        # prefix computes from it (osvos_pl.tasks.oneshot.FineTuning.frozen_stages)
+        self.normalised = [_sample(img, msk, self.norm, False) | {"view": j}
+                           for j, (img, msk) in enumerate(self.pairs)]
 
     def __len__(self) -> int:
         return self.length
@@ -136,6 +184,7 @@ class FirstFrames(Dataset):
         if self.augment is None:
             return self.normalised[j]
         image, target = self.pairs[j]
+        self.augment.set_random_seed(int(rng.integers(2**32)))
         out = self.augment(image=image, mask=target)
         return _sample(out["image"], out["mask"], self.norm, False)
 

@@ -1,10 +1,21 @@
 """The generated default dataset: a small DAVIS-layout dataset the project writes itself.
 
-It lets a fresh machine run every stage with no download. Textured objects move, scale and get
-occluded (by an unannotated textured bar) over textured backgrounds. It is written once, in the
-exact DAVIS layout (JPEGImages/480p, Annotations/480p, ImageSets), to a cache folder and reused,
-so the same DAVISIndex reads it. ``year=2016`` writes one object with 0/255 grey masks;
-``year=2017`` writes two objects with palette masks (ids 1, 2).
+It lets a fresh machine run every stage with no download, and is designed so that the quick
+start *shows the method working* from a randomly initialised VGG16 in a few minutes on a CPU:
+
+- the **objects** are what a parent network can learn to call foreground: shapes with smooth
+  lobes, each filled with stripes of one saturated hue (a bright and a dark shade) that move and
+  turn with it; they drift, sway, turn and grow or shrink smoothly from frame to frame;
+- the **backgrounds** are clutter without saturated colour: grey-ish smooth noise with a faint
+  tint, low-contrast grey blobs, sliding as the camera pans; in every other sequence an
+  unannotated grey bar crosses the scene and hides part of the object.
+
+Every sequence has its own hue, stripe width and angle, shape and path, so the validation
+sequences show objects the parent has never seen — and the online stage, which fine-tunes on
+frame 0 of each, has something to add. It is written once, in the exact DAVIS layout
+(JPEGImages/480p, Annotations/480p, ImageSets), to a cache folder and reused, so the same
+DAVISIndex reads it. ``year=2016`` writes one object with 0/255 grey masks; ``year=2017`` writes
+two objects with palette masks (ids 1, 2).
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ from PIL import Image
 
 from osvos_pl.data.io import write_mask
 
-VERSION = 1
+VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -28,9 +39,9 @@ class GeneratedSpec:
     """What to generate; part of the cache folder name, so a change writes a new folder."""
 
     year: int = 2016
-    train_sequences: int = 4
+    train_sequences: int = 6
     val_sequences: int = 2
-    frames: int = 10
+    frames: int = 12
     height: int = 180
     width: int = 320
     seed: int = 0
@@ -42,61 +53,88 @@ class GeneratedSpec:
         )
 
 
-def _texture(rng: np.random.Generator, h: int, w: int, vivid: bool = False) -> np.ndarray:
-    """A smooth-noise plus stripes texture, ``(H, W, 3) uint8``; ``vivid`` for objects."""
-    low = rng.random((max(2, h // 24), max(2, w // 24), 3)).astype(np.float32)
-    noise = cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC)
+def _smooth_noise(rng: np.random.Generator, h: int, w: int, cell: int, channels: int) -> np.ndarray:
+    """``(H, W, channels) float32`` noise in [0, 1] with features about ``cell`` px wide."""
+    low = rng.random((max(2, h // cell), max(2, w // cell), channels)).astype(np.float32)
+    return cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC).reshape(h, w, channels)
+
+
+def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """``(H, W, 3) float32`` clutter without saturated colour: grey-ish noise, a faint tint and
+    low-contrast grey blobs (edges that are not objects)."""
+    lum = 0.3 + 0.45 * _smooth_noise(rng, h, w, 12, 1) + 0.1 * _smooth_noise(rng, h, w, 4, 1)
+    img = lum + rng.uniform(-0.06, 0.06, 3).astype(np.float32)
+    img = img + 0.04 * (_smooth_noise(rng, h, w, 16, 3) - 0.5)
+    for _ in range(int(rng.integers(4, 9))):
+        blob = np.zeros((h, w), np.uint8)
+        centre = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
+        axes = (int(rng.uniform(0.05, 0.2) * w), int(rng.uniform(0.05, 0.2) * h))
+        cv2.ellipse(blob, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+        img[blob > 0] = 0.6 * img[blob > 0] + 0.4 * rng.uniform(0.3, 0.75)
+    return img
+
+
+def _hsv(hue: float, saturation: float, value: float) -> np.ndarray:
+    """One RGB colour in [0, 1] from HSV in [0, 1]."""
+    pixel = np.array([[[hue * 179, saturation * 255, value * 255]]], np.uint8)
+    return cv2.cvtColor(pixel, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32) / 255
+
+
+def _new_object(rng: np.random.Generator, h: int, w: int, column: float) -> dict:
+    """Look and path of one object; ``column`` (0-1) is where across the frame it starts."""
+    hue = rng.uniform(0, 1)
+    return {
+        "bright": _hsv(hue, rng.uniform(0.85, 1.0), rng.uniform(0.85, 1.0)),
+        "dark": _hsv((hue + rng.uniform(-0.08, 0.08)) % 1, 1.0, rng.uniform(0.35, 0.55)),
+        "period": rng.uniform(0.05, 0.12) * h, "angle": rng.uniform(0, np.pi),
+        "radius": rng.uniform(0.2, 0.3) * h, "aspect": rng.uniform(0.7, 1.3),
+        "lobes": int(rng.integers(2, 6)), "wobble": rng.uniform(0.05, 0.25),
+        "spin": rng.uniform(-0.06, 0.06), "growth": rng.uniform(-0.015, 0.02),
+        "phase": rng.uniform(0, 2 * np.pi), "sway": rng.uniform(0, 0.06) * h,
+        "start": np.array([rng.uniform(0.35, 0.65) * h, column * w]),
+        "velocity": np.array([rng.uniform(-1.5, 1.5), rng.uniform(-4, 4)]) * h / 144,
+    }
+
+
+def _draw_object(frame: np.ndarray, labels: np.ndarray, k: int, ob: dict, t: int) -> None:
+    """Paint object ``k`` at time ``t`` into ``frame`` (float RGB) and ``labels`` (ids)."""
+    h, w = labels.shape
+    cy, cx = ob["start"] + t * ob["velocity"]
+    cy = np.clip(cy + ob["sway"] * np.sin(0.5 * t + ob["phase"]), 0.2 * h, 0.8 * h)
+    cx = np.clip(cx, 0.15 * w, 0.85 * w)
+    turn = ob["phase"] + ob["spin"] * t
+    a = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    r = ob["radius"] * (1 + ob["growth"] * t) * (1 + ob["wobble"] * np.sin(ob["lobes"] * a + ob["phase"]))
+    outline = np.stack([cx + r * np.cos(a + turn) * ob["aspect"], cy + r * np.sin(a + turn)], 1)
+    inside = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(inside, [np.round(outline).astype(np.int32)], 1)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    angle, freq = rng.uniform(0, np.pi), rng.uniform(0.05, 0.3)
-    stripes = 0.5 + 0.5 * np.sin(freq * (np.cos(angle) * xx + np.sin(angle) * yy))
-    base = rng.uniform(0.2, 0.9, 3).astype(np.float32)
-    if vivid:  # saturated, high-contrast stripes: objects stand out from the background
-        tex = 0.25 * noise + 0.75 * stripes[..., None] * base / base.max()
-    else:  # muted: grey-ish noise with faint stripes
-        tex = 0.35 + 0.3 * noise.mean(-1, keepdims=True) + 0.15 * noise + 0.1 * stripes[..., None]
-    return np.clip(tex * 255, 0, 255).astype(np.uint8)
-
-
-def _shape_mask(rng: np.random.Generator, h: int, w: int, cy: float, cx: float, r: float,
-                kind: int) -> np.ndarray:
-    m = np.zeros((h, w), np.uint8)
-    if kind == 0:
-        cv2.ellipse(m, (int(cx), int(cy)), (int(r * 1.3), int(r)), 20, 0, 360, 1, -1)
-    else:
-        pts = np.array([[cx + r * np.cos(a), cy + r * np.sin(a)]
-                        for a in np.linspace(0, 2 * np.pi, 6 + kind, endpoint=False)], np.int32)
-        cv2.fillPoly(m, [pts], 1)
-    return m
+    across = (np.cos(ob["angle"] + turn) * (xx - cx) + np.sin(ob["angle"] + turn) * (yy - cy))
+    stripes = np.where((np.sin(2 * np.pi * across / ob["period"]) > 0)[..., None],
+                       ob["bright"], ob["dark"])
+    frame[inside > 0] = stripes[inside > 0]
+    labels[inside > 0] = k
 
 
 def _sequence(rng: np.random.Generator, spec: GeneratedSpec, n_objects: int, occlude: bool):
+    """Yield ``(frame (H, W, 3) uint8, labels (H, W) uint8 ids)`` for each of ``spec.frames``."""
     h, w = spec.height, spec.width
-    background = _texture(rng, h, w)
-    objects = []
-    for _ in range(n_objects):
-        objects.append({
-            "tex": _texture(rng, h, w, vivid=True),
-            "start": np.array([rng.uniform(0.3, 0.7) * h, rng.uniform(0.2, 0.5) * w]),
-            "vel": np.array([rng.uniform(-2.0, 2.0), rng.uniform(3.0, 7.0)]),
-            "r0": rng.uniform(0.12, 0.2) * h, "growth": rng.uniform(-0.02, 0.03),
-            "kind": int(rng.integers(0, 3)),
-        })
-    bar_tex, bar_x0 = _texture(rng, h, w), rng.uniform(0.6, 0.9) * w
+    background = _background(rng, h, w)
+    columns = [0.5] if n_objects == 1 else np.linspace(0.3, 0.7, n_objects)
+    objects = [_new_object(rng, h, w, c) for c in columns]
+    pan = rng.uniform(-2, 2)
+    bar_x0, bar_speed = rng.uniform(0.55, 0.85) * w, rng.uniform(0.03, 0.06) * w
     for t in range(spec.frames):
-        frame = background.copy()
+        frame = np.roll(background, int(round(pan * t)), axis=1)
         labels = np.zeros((h, w), np.uint8)
         for k, ob in enumerate(objects, start=1):
-            cy, cx = ob["start"] + t * ob["vel"]
-            m = _shape_mask(rng, h, w, cy, cx, ob["r0"] * (1 + ob["growth"] * t), ob["kind"])
-            frame[m > 0] = ob["tex"][m > 0]
-            labels[m > 0] = k
-        if occlude:  # an unannotated bar crossing the scene hides part of the objects
-            x = int(bar_x0 - t * 0.05 * w)
-            bar = np.zeros((h, w), bool)
-            bar[:, max(0, x): max(0, x + w // 14)] = True
-            frame[bar] = bar_tex[bar]
-            labels[bar] = 0
-        yield frame, labels
+            _draw_object(frame, labels, k, ob, t)
+        if occlude:
+            x = int(bar_x0 - t * bar_speed)
+            bar = slice(max(0, x), max(0, x + w // 12))
+            frame[:, bar] = 0.55 + 0.1 * frame[:, bar].mean(-1, keepdims=True)
+            labels[:, bar] = 0
+        yield np.clip(frame * 255, 0, 255).astype(np.uint8), labels
 
 
 def generate(root: Path, spec: GeneratedSpec) -> Path:

@@ -9,12 +9,14 @@ writes) is stored as plain types.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from osvos_pl.errors import ConfigError
+from osvos_pl.utils.atomic import atomic_path
 
 UNSAFE_HINT = (
     "it needs arbitrary unpickling, which can run code, so it is refused. If you trust its "
@@ -68,3 +70,29 @@ def load_checkpoint_weights(net: torch.nn.Module, path: str | Path) -> str | Non
         )
     hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
     return hparams.get("normalization")
+
+
+def export_weights(net: torch.nn.Module, hyper_parameters: Mapping[str, Any],
+                   path: str | Path) -> Path:
+    """Write the weights-only checkpoint a run hands on (``parent.ckpt``, ``contour.ckpt``).
+
+    It holds what ``parent_ckpt=`` / ``contour_ckpt=`` need — ``state_dict`` (keys ``net.*``,
+    as in a Lightning checkpoint of the task) and ``hyper_parameters`` (the input
+    ``normalization`` among them) — about 60 MB for OSVOS, against 180 MB for a resumable
+    checkpoint with Adam's moments and the loop state (``checkpoints/last.ckpt``). Plain types
+    only, so it loads with ``weights_only=True``; written to a temporary name and renamed.
+    """
+    state = {f"net.{key}": value.detach().cpu() for key, value in net.state_dict().items()}
+    content = {"state_dict": state, "hyper_parameters": _plain(dict(hyper_parameters))}
+    with atomic_path(path) as tmp:
+        torch.save(content, tmp)
+    return Path(path)
+
+
+def _plain(value: Any) -> Any:
+    """Mappings (Lightning's ``AttributeDict``, OmegaConf nodes) as dicts, recursively."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

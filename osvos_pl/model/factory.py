@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 
 from osvos_pl.errors import ConfigError
 from osvos_pl.model.osvos import OSVOSNet
-from osvos_pl.model.weights import WeightsUnavailableError, load_backbone
+from osvos_pl.model.weights import IMAGENET_URL, WeightsUnavailableError, load_backbone
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +34,50 @@ def build_network(
     net = OSVOSNet(upsample=upsample, init=init)
     try:
         net.normalization = load_backbone(net, weights)
-    except WeightsUnavailableError:
+        net.weights_source = describe_weights(weights)
+    except WeightsUnavailableError as exc:
         if offline_fallback != "random":
             raise
-        log.warning(
-            "ImageNet VGG16 weights could not be downloaded (no network?): the backbone is "
-            "RANDOMLY initialised and quality will be poor. Pass model.weights=/path/to/vgg16.pth "
-            "(torchvision format) or set model.offline_fallback=error to make this an error."
-        )
+        _warn_random_backbone(str(weights), exc)
         net.normalization = "imagenet"
+        net.weights_source = f"a RANDOM VGG16 backbone (model.weights={weights} unavailable offline)"
     if nhwc:
         net = net.to(memory_format=torch.channels_last)
     return net
+
+
+def describe_weights(weights: str | None) -> str:
+    """Where a network built with ``model.weights=weights`` got its backbone, for the run log."""
+    if weights is None:
+        return "a RANDOM VGG16 backbone (model.weights=null)"
+    if str(weights) == "imagenet":
+        return "ImageNet VGG16 (torchvision, via torch.hub)"
+    if str(weights) == "caffe-vgg":
+        return "the authors' Caffe VGG16 (caffe-vgg)"
+    return f"VGG16 weights from {weights}"
+
+
+_warned_random: set[str] = set()
+
+
+def _warn_random_backbone(weights: str, exc: Exception) -> None:
+    """Say once per process, plainly, what a random backbone means and how to avoid it."""
+    if weights in _warned_random:
+        return
+    _warned_random.add(weights)
+    if weights == "imagenet":
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(IMAGENET_URL).name
+        how = (f"download {IMAGENET_URL} (528 MB) where there is network and pass "
+               f"model.weights=/path/to/{cached.name}, or put it at {cached}, where "
+               "model.weights=imagenet finds it")
+    else:
+        how = str(exc)
+    log.warning(
+        "%s weights could not be downloaded, so training starts from a RANDOM backbone. That is "
+        "enough for the generated quick-start data (the parent reaches val J ~0.8 there), not "
+        "for real video: expect J/F far below the paper's. To use them: %s. "
+        "(model.offline_fallback=error makes this an error.)",
+        "ImageNet VGG16" if weights == "imagenet" else weights, how)
 
 
 def channels_last_mode(value: bool | str | None) -> bool | str:

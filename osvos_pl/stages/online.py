@@ -18,6 +18,7 @@ import numpy as np
 import pytorch_lightning as pl
 from tqdm.auto import tqdm
 
+from osvos_pl.cli import stop_if_signalled
 from osvos_pl.data.io import read_mask, write_mask
 from osvos_pl.metrics import evaluate_sequence, object_row
 from osvos_pl.records import global_from_sequences, read_record, write_record
@@ -46,6 +47,7 @@ def segment_sequence(segmenter: OneShotSegmenter, dm, name: str, output_dir: Pat
     start = time.perf_counter()
     pred, gt, unsnapped = {}, {}, Counter()
     for item, labels in segmenter.segment(nets, dm.sequence_dataloader(name), sequence=name):
+        stop_if_signalled()  # a stop noted during the fine-tuning's last update
         i = int(item["frame"])
         if item["snapped"] not in (None, "snapped"):
             unsnapped[item["snapped"]] += 1
@@ -113,6 +115,7 @@ def run_online(
         dm.check([name], require_masks="first", first_mask_nonempty=True)
     records = {}
     for name in tqdm(names, desc="sequences", unit="seq"):
+        stop_if_signalled()
         path = output_dir / "sequences" / f"{name}.json"
         if resume and path.is_file():
             log.info("%s: already done (%s), skipping", name, path)

@@ -11,6 +11,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
 
 from osvos_pl.engine import Engine
+from osvos_pl.model.checkpoint import export_weights
 from osvos_pl.records import global_from_sequences
 from osvos_pl.stages.contour import evaluate_contours
 from osvos_pl.tasks.callbacks import CheckpointOnSigterm
@@ -84,8 +85,9 @@ def run_training(
     fit_data = {"datamodule": dm} if train_loader is None else {"train_dataloaders": train_loader}
     trainer.fit(task, **fit_data, ckpt_path=resume_from)
     train_seconds = time.perf_counter() - start
-    final = output_dir / f"{stage}.ckpt"
-    trainer.save_checkpoint(final)
+    final = output_dir / f"{stage}.ckpt"  # weights only; last.ckpt is the resumable one
+    if trainer.is_global_zero:
+        export_weights(task.net, task.hparams, final)
     start = time.perf_counter()
     extra = {}
     if contour:

@@ -1,12 +1,15 @@
-"""Callbacks every training stage uses: a NaN guard and a checkpoint on SIGTERM."""
+"""Callbacks every training stage uses: a NaN guard and a checkpoint on SIGTERM (or SIGINT)."""
 
 from __future__ import annotations
 
 import math
 import os
+import signal
+import threading
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Checkpoint
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -35,22 +38,61 @@ class FiniteLossGuard(pl.Callback):
             )
 
 
-class CheckpointOnSigterm(pl.Callback):
-    """Write ``path`` (the run's ``last.ckpt``) when training stops on SIGTERM.
+class CheckpointOnSigterm(Checkpoint):
+    """On SIGTERM, stop training at the end of the optimizer step in progress and write ``path``
+    (the run's ``last.ckpt``), so that a re-run (``ckpt_path=auto``) continues exactly there.
 
-    On SIGTERM Lightning finishes the current batch, then raises ``SIGTERMException`` (on every
-    rank under DDP) — and saves nothing. Schedulers send SIGTERM before they kill (SLURM
-    preemption and ``scancel``, Kubernetes, ``timeout``), so without this the updates since the
-    last periodic checkpoint would be lost; with it a re-run (``ckpt_path=auto``) resumes exactly
-    where the run stopped. The state is consistent: the exception is raised between batches.
+    Schedulers send SIGTERM before they kill (SLURM preemption and ``scancel``, Kubernetes,
+    ``timeout``). Lightning alone would stop after the current batch — in the middle of an
+    accumulation window, whose gradients no checkpoint holds, or in the middle of a validation —
+    and save nothing. While fitting, this callback puts a handler over Lightning's that only
+    notes the signal; at the end of the next batch that steps the optimizer it raises Lightning's
+    ``SIGTERMException`` and saves. That is the state Lightning's periodic checkpoints are taken
+    in, which it resumes from. Under DDP the ranks agree at every step (one rank's signal stops
+    them all at the same step). A ``Checkpoint``, so Lightning runs it after the other callbacks
+    (the NaN guard sees the batch first) and after the periodic ``ModelCheckpoint``.
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self.requested = False
+        self._step_at_batch_start = 0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.requested = False
+        connector = trainer._signal_connector
+        if connector.received_sigterm:  # arrived before training started
+            connector.received_sigterm, self.requested = False, True
+        if threading.current_thread() is not threading.main_thread():
+            return
+        lightning = signal.getsignal(signal.SIGTERM)  # restored by Lightning's teardown
+
+        def note(signum, frame) -> None:
+            if callable(lightning):
+                lightning(signum, frame)
+            connector.received_sigterm = False  # Lightning would stop after this very batch
+            self.requested = True
+
+        signal.signal(signal.SIGTERM, note)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._step_at_batch_start = trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self._step_at_batch_start:
+            return  # mid-window: the gradients accumulated so far would be lost
+        if trainer.strategy.reduce_boolean_decision(self.requested, all=False):
+            raise SIGTERMException
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        # arrived after the last step, up to the teardown that gives the handlers back: stop
+        # before the run goes on (final checkpoint, validation)
+        if trainer.strategy.reduce_boolean_decision(self.requested, all=False):
+            raise SIGTERMException
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         if not isinstance(exception, SIGTERMException):
             return
         if trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking:
             return
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)

@@ -9,15 +9,21 @@ authors' advice for several objects, docs/method.md#several-objects).
 from __future__ import annotations
 
 import copy
+import functools
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
+from pytorch_lightning.loggers import Logger
 from torch.utils.data import DataLoader, Dataset
 
-from osvos_pl.model.osvos import native_probabilities
+from osvos_pl.errors import ConfigError
+from osvos_pl.loggers import PrefixedLogger
+from osvos_pl.model.osvos import STAGE_ENDS, native_probabilities
 from osvos_pl.model.param_groups import ParamGroups
 from osvos_pl.snapping import MASK_THRESHOLD, MIN_SUPERPIXELS, UCM_THRESHOLD, snap_objects
 from osvos_pl.tasks.segmentation import SegmentationTask
@@ -28,7 +34,20 @@ ContourSource = Callable[[str, Sequence[int], torch.Tensor, tuple[int, int]], li
 
 class FineTuning:
     """How a copy of the parent learns one object from its annotated frame(s): the fused loss
-    alone for ``iterations`` optimizer updates of ``accumulate`` samples each."""
+    alone for ``iterations`` optimizer updates of ``accumulate`` samples each.
+
+    What makes it cheap (docs/method.md#one-shot-fine-tuning):
+
+    - ``frozen_stages`` (0-5): VGG stages 1..k keep their weights. Their output on each fixed
+      view of the annotated frame (``data.augment=paper``: 6 views, ``none``: 1) is computed
+      once and cached, and the backward pass stops after stage k. With random warps
+      (``pytorch``) the prefix still runs every update, without gradients.
+    - ``scale``: fine-tune on the views resized by this factor (relative to ``data.scale``;
+      inference keeps ``data.scale``).
+    - ``scheduler``: ``scheduler(optimizer, total_steps)`` → a per-update lr scheduler (e.g.
+      :func:`warmup_cosine`); None keeps the lr constant. ``lr`` (None: the optimizer's own)
+      is its peak: one-shot fine-tuning has its own lr, apart from the parent's.
+    """
 
     def __init__(
         self,
@@ -37,9 +56,21 @@ class FineTuning:
         param_groups: ParamGroups,
         loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         accumulate: int = 1,
+        frozen_stages: int = 0,
+        scale: float = 1.0,
+        scheduler: Callable[[torch.optim.Optimizer, int], object] | None = None,
+        lr: float | None = None,
     ):
         self.iterations, self.accumulate = int(iterations), int(accumulate)
+        if lr is not None:
+            optimizer = functools.partial(optimizer, lr=float(lr))
         self.optimizer, self.param_groups, self.loss = optimizer, param_groups, loss
+        self.frozen_stages, self.scale, self.scheduler = int(frozen_stages), float(scale), scheduler
+        if not 0 <= self.frozen_stages <= len(STAGE_ENDS):
+            raise ConfigError(f"online.frozen_stages={frozen_stages} must be in 0..{len(STAGE_ENDS)} "
+                              "(VGG16 stages kept fixed during fine-tuning)")
+        if not self.scale > 0:
+            raise ConfigError(f"online.finetune_scale={scale} must be > 0")
 
     @property
     def samples(self) -> int:
@@ -47,11 +78,89 @@ class FineTuning:
         return self.iterations * self.accumulate
 
 
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup: float = 0.1,
+                  final: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up from 0 over the first ``warmup`` fraction of ``total_steps`` updates, then
+    a cosine decay to ``final`` x the lr; every parameter group keeps its lr multiplier."""
+    ramp = max(1, round(warmup * total_steps))
+
+    def factor(step: int) -> float:
+        if step < ramp:
+            return (step + 1) / ramp
+        progress = min(1.0, (step - ramp) / max(1, total_steps - ramp))
+        return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class FineTuningTask(SegmentationTask):
+    """The fused loss on the annotated frame's views, resuming the network after its frozen
+    stages from a per-view cache (``FineTuning``)."""
+
+    def __init__(self, net: torch.nn.Module, finetuning: FineTuning, normalization: str):
+        super().__init__(net, finetuning.optimizer, finetuning.param_groups, finetuning.loss,
+                         normalization=normalization, deep_supervision=False, log_images=0)
+        self.finetuning = finetuning
+        self._views: dict[int, tuple] = {}
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        taps, x, size, target = self.prefix(batch)
+        logits = self.net.forward_fused_from(taps, x, self.finetuning.frozen_stages, size)
+        loss = self.loss(logits, target)
+        self.log_dict({"train/loss": loss, "train/fuse_loss": loss}, on_step=True, batch_size=1)
+        self.log("loss", loss, prog_bar=True, logger=False, batch_size=1)
+        return loss
+
+    @torch.no_grad()
+    def prefix(self, batch: dict) -> tuple[list[torch.Tensor], torch.Tensor, tuple, torch.Tensor]:
+        """``(taps, activation, (H, W), target)`` of the batch's view after the frozen stages,
+        at the fine-tuning scale; computed once per fixed view (the batch's ``view``)."""
+        view = batch.get("view")
+        key = int(view[0]) if view is not None and len(view) == 1 else None
+        if key in self._views:
+            return self._views[key]
+        image, target = batch["image"], batch["mask"]
+        if self.finetuning.scale != 1.0:
+            image, target = _rescale(image, target, self.finetuning.scale)
+        if self.net.trunk.features[0].weight.is_contiguous(memory_format=torch.channels_last):
+            image = image.contiguous(memory_format=torch.channels_last)
+        taps, x = self.net.trunk_prefix(image, self.finetuning.frozen_stages)
+        entry = (taps, x, (image.shape[-2], image.shape[-1]), target)
+        if key is not None:
+            self._views[key] = entry
+        return entry
+
+    def configure_optimizers(self):
+        optimizer = super().configure_optimizers()
+        if self.finetuning.scheduler is None:
+            return optimizer
+        scheduler = self.finetuning.scheduler(optimizer, self.finetuning.iterations)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _rescale(image: torch.Tensor, target: torch.Tensor,
+             scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, 3, h, w)`` images (bilinear, antialiased) and ``(B, 1, h, w)`` 0/1 targets
+    (nearest) resized by ``scale``."""
+    size = tuple(max(1, round(v * scale)) for v in image.shape[-2:])
+    image = F.interpolate(image, size=size, mode="bilinear", antialias=scale < 1)
+    return image, F.interpolate(target, size=size, mode="nearest")
+
+
+def freeze_stages(net: torch.nn.Module, stages: int) -> None:
+    """Keep VGG stages 1..``stages`` of ``net`` fixed (their parameters leave the optimizer)."""
+    for layer in net.trunk.features[: STAGE_ENDS[stages - 1] if stages else 0]:
+        for param in layer.parameters():
+            param.requires_grad_(False)
+
+
 class OneShotSegmenter:
     """OSVOS on one sequence: ``finetune`` per object, then ``segment`` a frame stream.
 
     ``engine`` (``osvos_pl.engine.Engine``) supplies trainers, device, precision and memory
     format; ``contours`` (optional) gives each frame's contour map for boundary snapping.
+    ``loggers`` (the run's, set by the runner once they exist) get each fine-tuning's loss
+    under ``finetune/<sequence>/`` (``finetune/<sequence>_<object>/`` for several objects).
     """
 
     def __init__(
@@ -73,39 +182,48 @@ class OneShotSegmenter:
         self.min_superpixels = int(min_superpixels)
         self.parent, self.engine, self.contours = parent, engine, contours
         self.callbacks, self.progress = list(callbacks), progress
+        self.loggers: Sequence[Logger] = ()
+        self._finetunings = 0
 
     @property
     def snapping(self) -> bool:
         return self.contours is not None
 
-    def finetune(self, datasets: Mapping[int, Dataset]) -> tuple[dict[int, torch.nn.Module], float]:
+    def finetune(self, datasets: Mapping[int, Dataset], name: str = "",
+                 ) -> tuple[dict[int, torch.nn.Module], float]:
         """One fine-tuned copy of the parent per object id; returns the nets and total seconds.
 
-        ``iterations=0`` returns copies of the parent unchanged (the -OS ablation).
+        ``name`` (the sequence) names the loss curves in the loggers. ``iterations=0`` returns
+        copies of the parent unchanged (the -OS ablation).
         """
         nets, seconds = {}, 0.0
+        self._finetunings += 1
+        name = name or f"sequence{self._finetunings}"
         for oid, dataset in datasets.items():
             start = time.perf_counter()
-            nets[oid] = self._finetune_one(dataset)
+            key = name if len(datasets) == 1 else f"{name}_{oid}"
+            nets[oid] = self._finetune_one(dataset, key)
             seconds += time.perf_counter() - start if self.finetuning.iterations else 0.0
         return nets, seconds
 
-    def _finetune_one(self, dataset: Dataset) -> torch.nn.Module:
+    def _finetune_one(self, dataset: Dataset, key: str = "") -> torch.nn.Module:
         net = copy.deepcopy(self.parent)
         ft = self.finetuning
         if ft.iterations == 0:
             return net
-        task = SegmentationTask(net, ft.optimizer, ft.param_groups, ft.loss,
-                                normalization=getattr(net, "normalization", "imagenet"),
-                                deep_supervision=False, log_images=0)
+        freeze_stages(net, ft.frozen_stages)
+        task = FineTuningTask(net, ft, normalization=getattr(net, "normalization", "imagenet"))
+        loggers = [PrefixedLogger(lg, f"finetune/{key}") for lg in self.loggers]
         trainer = self.engine.trainer(
-            max_steps=ft.iterations, accumulate_grad_batches=ft.accumulate, logger=False,
+            max_steps=ft.iterations, accumulate_grad_batches=ft.accumulate, logger=loggers or False,
             enable_checkpointing=False, limit_val_batches=0, num_sanity_val_steps=0,
             callbacks=list(self.callbacks), enable_progress_bar=self.progress, max_epochs=-1,
             devices=1, strategy="auto",
         )
+        # val_dataloaders=[]: the task can validate, but fine-tuning never does (and Lightning
+        # would otherwise warn that a validation_step has no val_dataloader)
         trainer.fit(task, train_dataloaders=DataLoader(dataset, batch_size=1, shuffle=False,
-                                                       num_workers=0))
+                                                       num_workers=0), val_dataloaders=[])
         return task.net
 
     def probabilities(self, net: torch.nn.Module, image: torch.Tensor,

@@ -2,32 +2,80 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from osvos_pl.errors import OSVOSError, OutputError
+
 # ``atomic_path`` temporaries: ".<final name>.<8 random chars>.tmp[<final suffix>]" (mkstemp)
 _TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
+
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+#: Below this much free space a failed write is put down to a full disk (torch.save then fails
+#: with a RuntimeError such as "unexpected pos 576 vs 534", not with ENOSPC).
+_NEARLY_FULL = 1 << 20
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def output_error(path: Path, exc: BaseException) -> OutputError | None:
+    """Our error for a failed write of ``path`` (naming it and what to do), or None when the
+    failure is not the disk's or the folder's."""
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code not in _FULL + _READ_ONLY:
+        free = _free_bytes(path.parent) if isinstance(exc, Exception) else None
+        if free is None or free >= _NEARLY_FULL:
+            return None
+        code = errno.ENOSPC
+    elsewhere = ("or send the outputs elsewhere (hydra.run.dir=DIR for a run, hydra.sweep.dir=DIR "
+                 "for a sweep, output=DIR for predict)")
+    if code in _FULL:
+        why = f"the disk is full ({os.strerror(code)}) — free space on it, "
+    else:
+        why = f"{path.parent} is not writable ({os.strerror(code)}) — make it writable, "
+    error = OutputError(f"cannot write {path}: {why}{elsewhere}; nothing was left half-written")
+    error.errno = code
+    return error
 
 
 @contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
+
+    If the write fails, the temporary is removed; a full disk or an unwritable folder raises
+    :class:`~osvos_pl.errors.OutputError` (naming ``path`` and what to do), not the writer's error.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                   suffix=".tmp" + path.suffix)
+        os.close(fd)
+    except OSError as exc:
+        raise (output_error(path, exc) or exc) from exc
     try:
         yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        ours = None if isinstance(exc, OSVOSError) else output_error(path, exc)
         Path(tmp).unlink(missing_ok=True)
-        raise
+        if ours is None:
+            raise
+        raise ours from exc
 
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[Path], Any]) -> Path:

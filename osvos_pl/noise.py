@@ -1,0 +1,64 @@
+"""Library output that says nothing to a user of this project, switched off where it is made.
+
+Each item is handled at its source, narrowly, rather than by a blanket warnings filter:
+
+- Lightning's "💡 Tip: ... litlogger" line (printed by every Trainer that has no LitLogger) and
+  its per-trainer device lines ("GPU available", "TPU available", "Using bfloat16 Automatic Mixed
+  Precision", "`Trainer.fit` stopped"), which the online stage would repeat for every object it
+  fine-tunes: the tip is dropped, each device line is shown once per process.
+- Lightning 2.6's ``_tree_flatten`` builds ``torch.utils._pytree.LeafSpec()``, which torch
+  >= 2.9 deprecates (a FutureWarning on every ``fit``); it gets torch's replacement,
+  ``treespec_leaf()``, which returns the same leaf spec.
+- The W&B ``anonymous`` warning, the ``weights_only`` note and "validation_step but no
+  val_dataloader" are avoided by the callers (``osvos_pl.loggers.WandbLogger``,
+  ``osvos_pl.model.checkpoint.export_weights``, ``OneShotSegmenter``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+#: Lightning info lines that describe the machine: worth reading once, not per fine-tuning.
+ONCE_PREFIXES = ("GPU available", "TPU available", "HPU available", "Using bfloat16",
+                 "Using 16bit", "`Trainer.fit` stopped")
+DROPPED_PREFIXES = ("💡 Tip",)
+
+
+class LightningInfoFilter(logging.Filter):
+    """Drops Lightning's litlogger tip and repeats of its per-trainer device lines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith(DROPPED_PREFIXES):
+            return False
+        if message.startswith(ONCE_PREFIXES):
+            if message in self.seen:
+                return False
+            self.seen.add(message)
+        return True
+
+
+def quiet_lightning_info() -> None:
+    """Install :class:`LightningInfoFilter` on Lightning's rank-zero logger (once)."""
+    logger = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if not any(isinstance(f, LightningInfoFilter) for f in logger.filters):
+        logger.addFilter(LightningInfoFilter())
+
+
+def leaf_spec_without_deprecation() -> None:
+    """Give Lightning's pytree helper torch's non-deprecated leaf-spec constructor."""
+    import torch.utils._pytree as torch_pytree
+    from pytorch_lightning.utilities import _pytree as pl_pytree
+
+    if hasattr(torch_pytree, "treespec_leaf") and getattr(pl_pytree, "LeafSpec", None) is not None:
+        pl_pytree.LeafSpec = torch_pytree.treespec_leaf
+
+
+def quiet_libraries() -> None:
+    """Everything above; idempotent, called by the runner before any trainer is built."""
+    quiet_lightning_info()
+    leaf_spec_without_deprecation()

@@ -1,0 +1,89 @@
+"""What a run says when it ends: where its outputs are, its score, and the command to run next."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from osvos_pl.progress import duration
+
+#: Overrides a next command inherits: the same data, the same network layout, the same machine.
+CARRIED = ("data", "trainer", "num_threads", "logger", "paths", "model.upsample", "model.init",
+           "model.channels_last")
+
+
+def shown(path: str | os.PathLike) -> str:
+    """``path`` relative to the working directory when it lies below it (shorter to copy)."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def carried_overrides(overrides: Iterable[str]) -> list[str]:
+    """The command line's overrides a next stage needs too (data, trainer, network layout)."""
+    kept = []
+    for item in overrides:
+        key = item.lstrip("+~").split("=", 1)[0]
+        if any(key == c or key.startswith(c + ".") or key.startswith(c + "/") for c in CARRIED):
+            kept.append(shlex.quote(item))
+    return kept
+
+
+def next_command(record: Mapping, output_dir: Path) -> str:
+    """The command that takes this run's output further."""
+    stage, artifacts = record.get("stage"), record.get("artifacts", {})
+    carried = carried_overrides(record.get("overrides", []))
+    if record.get("experiment") == "predict":
+        masks = shown(artifacts.get("predictions", output_dir / "masks"))
+        return f"python -m osvos_pl.evaluate --pred {masks} --gt DAVIS_ROOT  (with annotations)"
+    if stage == "parent":
+        ckpt = shlex.quote(shown(artifacts["checkpoint"]))
+        return " ".join(["python -m osvos_pl +experiment=online", f"parent_ckpt={ckpt}", *carried])
+    if stage == "contour":
+        ckpt = shlex.quote(shown(artifacts["checkpoint"]))
+        return " ".join(["python -m osvos_pl +experiment=online parent_ckpt=PARENT.ckpt",
+                         f"contour_ckpt={ckpt}", *carried])
+    return f"python -m osvos_pl.report {shlex.quote(shown(output_dir))}"
+
+
+def score_line(record: Mapping) -> str | None:
+    """The global J/F row, each value with its name (or the contour branch's boundary F)."""
+    row = record.get("global") or {}
+    if row:
+        objects = len(record.get("sequences") or {})
+        values = " | ".join(f"{k} {v:.3f}" for k, v in row.items())
+        return f"global J/F over {objects} object(s): {values}"
+    contours = record.get("contours")
+    if isinstance(contours, Mapping) and "F-ODS" in contours:
+        return (f"contour branch on {contours.get('frames', '?')} held-back frames: boundary "
+                f"F-ODS {contours['F-ODS']:.3f} (Sobel of the image: "
+                f"{contours.get('Sobel-F-ODS', float('nan')):.3f})")
+    return None
+
+
+def summary_lines(record: Mapping, output_dir: Path) -> list[str]:
+    """A few lines: what ran and how long, the score, where everything is, what to run next."""
+    artifacts, timing = record.get("artifacts", {}), record.get("timing", {})
+    lines = [f"{record.get('experiment')} finished in {duration(timing.get('total_seconds', 0))}"]
+    if "optimizer_steps" in timing:
+        lines[0] += (f" ({timing['optimizer_steps']} updates, "
+                     f"{timing.get('seconds_per_step', 0):.2f} s each)")
+    score = score_line(record)
+    if score:
+        lines.append(score)
+    if "checkpoint" in artifacts:
+        lines.append(f"checkpoint: {shown(artifacts['checkpoint'])} (weights, for parent_ckpt= / "
+                     f"contour_ckpt=); resumable: {shown(artifacts['last_checkpoint'])}")
+    if "predictions" in artifacts:
+        lines.append(f"predictions: {shown(artifacts['predictions'])}/<sequence>/NNNNN.png")
+    lines.append(f"record: {shown(Path(output_dir) / 'metrics.json')}")
+    if artifacts.get("wandb_run"):
+        run_dir = shown(artifacts["wandb_run"])
+        lines.append(f"W&B run: {run_dir} (offline; upload with: wandb sync {run_dir})"
+                     if artifacts.get("wandb_mode") == "offline" else f"W&B run: {run_dir}")
+    lines.append(f"next: {next_command(record, Path(output_dir))}")
+    return lines
