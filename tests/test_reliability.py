@@ -58,7 +58,7 @@ def test_ddp_parent_writes_one_record_one_wandb_run_and_the_single_process_jf(ca
     # 5 frames x 3 val sequences = 15 frames: odd, so the DistributedSampler pads a duplicate
     data = ["data.scale=0.5", "data.num_workers=0", "data.generated.frames=5",
             "data.generated.train_sequences=1", "data.generated.val_sequences=3",
-            "model.weights=null", "trainer.enable_progress_bar=false",
+            "model.weights=null", "trainer.enable_progress_bar=false", "optim.optimizer.lr=1e-4",
             "parent.updates=2", "parent.accumulate=2", f"paths.cache_dir={cache}"]
     cwd = tmp_path / "ddp"
     cwd.mkdir()
@@ -78,8 +78,8 @@ def test_ddp_parent_writes_one_record_one_wandb_run_and_the_single_process_jf(ca
 
     # the same checkpoint, one process: resuming at max_steps trains nothing, then validates
     run_cli(["+experiment=parent", *data, "trainer.accelerator=cpu", "logger=none",
-             f"ckpt_path={run_dir / 'parent.ckpt'}", f"hydra.run.dir={tmp_path / 'single'}"],
-            cwd=tmp_path)
+             f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+             f"hydra.run.dir={tmp_path / 'single'}"], cwd=tmp_path)
     single = read_record(tmp_path / "single" / "metrics.json")
     assert single["timing"]["optimizer_steps"] == 2
     assert set(single["sequences"]) == set(ddp["sequences"]) == {
