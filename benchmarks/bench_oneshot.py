@@ -116,8 +116,8 @@ class Bench:
 
         parent = [f"parent_ckpt={self.args.parent}"] if start == "parent" else ["parent_ckpt=null"]
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = compose([*self.common, f"data.sequences=[{sequence}]", *overrides, *parent],
-                          Path(tmp))
+            cfg = compose([*self.common, f"data.sequences=[{sequence}]", *overrides, *parent,
+                           *self.args.override], Path(tmp))
             load, t0 = os.getloadavg()[0], time.perf_counter()
             record = run(cfg, Path(tmp))
         row = {
@@ -146,18 +146,32 @@ class Bench:
         out += [(f"fast@{n}", ["+preset=fast", f"online.iterations={n}"]) for n in self.args.budgets]
         return out
 
-    def run_sequences(self) -> None:
-        starts = ["imagenet"] + (["parent"] if self.args.parent else [])
-        for start in starts:
+    def plan(self) -> list[tuple[str, str, str, list[str]]]:
+        """Every run, in order: ``(setting, start, sequence, overrides)``; per start and sequence
+        fast, reference, fast, the other settings, fast (``--repeat`` fast runs in all)."""
+        fast = ("fast", ["+preset=fast"])
+        (reference, *others), runs = self.settings(), []
+        for start in ["imagenet"] + (["parent"] if self.args.parent else []):
             for sequence in self.args.sequences:
-                others = self.settings()
-                for rep in range(self.args.repeat):  # fast, reference, fast, others..., fast
-                    self.online("fast", start, sequence, ["+preset=fast"])
-                    if rep == 0:
-                        self.online(*others[0], start=start, sequence=sequence)
-                    elif rep == 1:
-                        for name, overrides in others[1:]:
-                            self.online(name, start, sequence, overrides)
+                order = [fast, reference, *([fast] if self.args.repeat > 1 else []), *others]
+                order += [fast] * max(0, self.args.repeat - 2)
+                runs += [(name, start, sequence, overrides) for name, overrides in order]
+        return runs
+
+    def run_sequences(self, partial: Path) -> None:
+        """Runs the plan; each finished run is appended to ``partial`` (JSON lines), and runs
+        found there are not run again: a killed benchmark resumes where it stopped."""
+        done = [json.loads(line) for line in partial.read_text().splitlines()] if partial.is_file() else []
+        self.runs = list(done)
+        for k, (setting, start, sequence, overrides) in enumerate(self.plan()):
+            if k < len(done):
+                if (done[k]["setting"], done[k]["start"], done[k]["sequence"]) != (setting, start, sequence):
+                    raise SystemExit(f"{partial} does not follow this run's plan (run {k}); delete it "
+                                     "or rerun with the arguments that wrote it")
+                continue
+            row = self.online(setting, start, sequence, overrides)
+            with partial.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
 
     def inference(self) -> dict:
         """ms per 480p frame: the fast path against fp32 eager NCHW batch 1, same weights."""
@@ -172,7 +186,7 @@ class Bench:
         args, sequence = self.args, self.args.sequences[0]
         with tempfile.TemporaryDirectory() as tmp:
             cfg = compose([*self.common, f"data.sequences=[{sequence}]", "+preset=fast",
-                           "parent_ckpt=null"], Path(tmp))
+                           "parent_ckpt=null", *args.override], Path(tmp))
             parent, normalization = load_parent(cfg)
             dm = build_datamodule(cfg, normalization)
             engines = {
@@ -311,6 +325,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--infer-batch", type=int, default=4)
     parser.add_argument("--infer-repeat", type=int, default=3)
     parser.add_argument("--skip-inference", action="store_true")
+    parser.add_argument("--override", action="append", default=[],
+                        help="a config override for every run, after the preset's (smoke runs: "
+                             "--override online.iterations=2 --override data.scale=0.25)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--workers", type=int, default=0, help="data.num_workers of every run")
     parser.add_argument("--out", type=Path,
@@ -338,7 +355,7 @@ def main() -> None:
               f"{info['torch']} ({info['torch_threads']} threads), bf16 native: "
               f"{info['bf16_native']}, load {info['load_average_at_start']}")
     t0 = time.perf_counter()
-    bench.run_sequences()
+    bench.run_sequences(args.out.with_suffix(".partial.jsonl"))
     inference = None if args.skip_inference else bench.inference()
     summary = summarise(bench.runs)
     info["load_average_at_end"] = os.getloadavg()

@@ -4,8 +4,8 @@
 
 Two stages on the generated default dataset (``data.root=null``), each at tiny settings with
 two data-loader workers: a short parent training (periodic checkpoints every step, validation
-during training) and the online stage over three sequences (fine-tuned from the reference
-parent). Each stage is first run once uninterrupted (the reference). Then the same command is
+during training) and the online stage over three sequences (fine-tuned from the random backbone,
+so that it does not depend on the parent; the masks it makes are far from empty or full). Each stage is first run once uninterrupted (the reference). Then the same command is
 started into another output dir and stopped ``--kills`` times, each time by a signal to its
 whole process group at a random moment — SIGKILL, SIGTERM (``timeout``, ``scancel``) or SIGINT
 (Ctrl-C), in a shuffled rotation — and re-run into the same dir until it completes. The
@@ -13,7 +13,8 @@ finished run must equal the reference: the same optimizer step count, the same w
 ``checkpoints/last.ckpt`` and ``parent.ckpt``, byte-identical masks, the same J/F rows in
 ``metrics.json`` and ``sequences/*.json``, and no temporary file left. Each stop is checked
 too: SIGTERM/SIGINT exit 143/130 with the resume hint and no traceback (or, landing before the
-command installed its handlers, die of the signal), SIGKILL dies.
+command installed its handlers or after it wrote its record, die of the signal; or, landing in
+the last batch of the final validation, let the run finish), SIGKILL dies.
 
 Prints a summary and exits 1 if anything differs.
 """
@@ -40,12 +41,14 @@ TINY = ["data.scale=0.5", "data.num_workers=2", "data.generated.frames=6",
 # learning rates high enough that a few updates from random weights give non-trivial masks
 PARENT = ["+experiment=parent", "parent.updates=6", "parent.accumulate=2",
           "parent.checkpoint_every=1", "parent.val_every=4", "optim.optimizer.lr=1e-4"]
-ONLINE = ["+experiment=online", "online.iterations=4", "optim.finetune_lr=1e-3"]
+ONLINE = ["+experiment=online", "parent_ckpt=null", "online.iterations=4", "optim.finetune_lr=1e-3"]
 KINDS = ("SIGKILL", "SIGTERM", "SIGINT")
 EXIT = {"SIGTERM": 143, "SIGINT": 130}
 #: How a stop may end: 143/130 with the resume hint; dead of the signal before the command had
-#: installed its handlers (still importing); dead of SIGKILL.
-FINE = ("checkpointed", "before-handlers", "killed")
+#: installed its handlers (still importing) or after it had finished its work (shutting down);
+#: finished with exit 0 and its record (the signal came during the final validation's last
+#: batch, which Lightning completes); dead of SIGKILL.
+FINE = ("checkpointed", "before-handlers", "after-finish", "finished", "killed")
 
 
 @dataclass
@@ -123,14 +126,19 @@ def remaining(run_dir: Path, reference: Path) -> float:
     return 1 - len(list((run_dir / "sequences").glob("*.json"))) / total
 
 
-def judge(kind: str, phase: str, code: int, stderr: str) -> str:
-    """How a stopped command ended: fine, or what was wrong."""
+def judge(kind: str, phase: str, code: int, stderr: str, finished: bool) -> str:
+    """How a stopped command ended: fine, or what was wrong. ``finished``: the launch wrote
+    ``metrics.json`` (its work was done before the signal came)."""
     problems = [t for t in ("Traceback", "DataLoader worker") if t in stderr]
     if kind == "SIGKILL":
         return "killed" if code == -signal.SIGKILL else f"exit {code} after SIGKILL"
     signum = getattr(signal, kind)
     if code == -signum and phase == "start-up":
         return "before-handlers"  # still importing: nothing of the run had started
+    if code == -signum and finished:
+        return "after-finish"  # outputs complete, the interpreter was shutting down
+    if code == 0 and finished:
+        return "finished"  # came during the last validation batch: the run completed
     if code != EXIT[kind]:
         return f"exit {code} after {kind}"
     if f"interrupted by {kind}" not in stderr or "hydra.run.dir=" not in stderr:
@@ -160,7 +168,7 @@ def soak_stage(report: StageReport, args: list[str], kills: int, rng: random.Ran
             report.launches += 1
             left = remaining(run_dir, reference)
             work = report.reference_s - report.startup_s
-            started = time.monotonic()
+            started, wall_start = time.monotonic(), time.time()
             proc = launch(command(args, run_dir, cache), log)
             if kind and rng.random() < 0.2:
                 delay, phase = rng.uniform(0, report.startup_s), "start-up"
@@ -174,7 +182,9 @@ def soak_stage(report: StageReport, args: list[str], kills: int, rng: random.Ran
                 os.killpg(proc.pid, getattr(signal, kinds.pop()))
                 code = proc.wait(timeout=600)
                 _reap(proc.pid)
-                outcome = judge(kind, phase, code, log.with_suffix(".err").read_text())
+                record = run_dir / "metrics.json"
+                finished = record.is_file() and record.stat().st_mtime >= wall_start
+                outcome = judge(kind, phase, code, log.with_suffix(".err").read_text(), finished)
                 report.stops.append(Stop(kind, round(delay, 1), phase, code, outcome, run_dir.name))
                 if outcome not in FINE:
                     report.differences.append(f"{run_dir.name}: {kind} at {delay:.1f} s: "
@@ -257,12 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     logs, cache = out / "logs", out / "cache"
     logs.mkdir(parents=True, exist_ok=True)
     reports = []
-    stages = [("parent", PARENT, [], args.kills),
-              ("online", ONLINE, [f"parent_ckpt={out / 'reference-parent' / 'parent.ckpt'}"],
-               args.kills if args.online_kills is None else args.online_kills)]
-    for name, stage_args, extra, kills in stages:
+    stages = [("parent", PARENT, args.kills),
+              ("online", ONLINE, args.kills if args.online_kills is None else args.online_kills)]
+    for name, stage_args, kills in stages:
         report = StageReport(name)
-        ref, stage_args = out / f"reference-{name}", [*stage_args, *TINY, *extra]
+        ref, stage_args = out / f"reference-{name}", [*stage_args, *TINY]
         report.startup_s, report.reference_s = run_reference(command(stage_args, ref, cache),
                                                              logs / f"{name}-reference")
         soak_stage(report, stage_args, kills, rng, out, cache, ref)

@@ -140,6 +140,9 @@ def exit_codes(on_sigterm: Callable[[], str] | None = None) -> Iterator[None]:
     with StopSignals() as stops:
         try:
             yield
+            if stops.received is not None and not stops.raised:  # during a trainer's last batch
+                log.warning("%s came as the run was finishing its work; it finished",
+                            signal.Signals(stops.received).name)
         except OSVOSError as exc:
             fail(str(exc), EXIT_INPUT_ERROR)
         except (Interrupted, SystemExit) as exc:

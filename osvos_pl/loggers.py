@@ -37,6 +37,9 @@ class PrefixedLogger(Logger):
     runner, so this view neither logs the former nor finalises ``inner``.
     """
 
+    #: Lightning's epoch counter, and what fine-tuning (fused loss alone) logs twice or not at all.
+    DROPPED = ("epoch", "train/fuse_loss", "train/side_weight")
+
     def __init__(self, inner: Logger, prefix: str):
         super().__init__()
         self.inner, self.prefix = inner, prefix.rstrip("/")
@@ -58,7 +61,7 @@ class PrefixedLogger(Logger):
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         renamed = {f"{self.prefix}/{key.removeprefix('train/')}": value
-                   for key, value in metrics.items() if key not in ("epoch", "train/side_weight")}
+                   for key, value in metrics.items() if key not in self.DROPPED}
         if renamed:
             self.inner.log_metrics(renamed, step)
 

@@ -79,6 +79,7 @@ def prepare_training(cfg: DictConfig, output_dir: Path) -> Job:
     from torch.utils.data import DataLoader
 
     from osvos_pl.data.bsds import BSDSContours
+    from osvos_pl.data.workers import loader_options
     from osvos_pl.stages.train import TrainingPlan, resume_path, run_training
 
     stage, settings = cfg.stage, cfg[cfg.stage]
@@ -96,14 +97,15 @@ def prepare_training(cfg: DictConfig, output_dir: Path) -> Job:
     if stage == "contour" and settings.source == "bsds":
         loader = DataLoader(BSDSContours(settings.bsds_root, settings.bsds_split, dm.normalization,
                                          dm.scale, dm.augment),
-                            batch_size=dm.batch_size, shuffle=True, num_workers=dm.num_workers)
+                            batch_size=dm.batch_size, shuffle=True, num_workers=dm.num_workers,
+                            **loader_options(dm.num_workers))
     engine, resume = build_engine(cfg, output_dir), resume_path(cfg.ckpt_path, output_dir)
     log.info("weights: %s", getattr(net, "weights_source", "model.weights"))
     validations = plan.updates * plan.accumulate // max(1, plan.val_every)
-    log.info("plan: %d updates (%s.updates) of %d batch(es) of %d frame(s), validation every %d "
-             "batches; %s, %s%s", plan.updates, stage, plan.accumulate, dm.batch_size,
-             plan.val_every, engine.device, engine.precision,
-             f"; resuming from {shown(resume)}" if resume else "")
+    log.info("plan: %d updates (%s.updates) of %d frame(s) each (data.batch_size x %s.accumulate), "
+             "validation every %d batches; %s, %s%s", plan.updates, stage,
+             plan.accumulate * dm.batch_size, stage, plan.val_every, engine.device,
+             engine.precision, f"; resuming from {shown(resume)}" if resume else "")
     eta = UpdateEta(plan.updates, stage, extra=f", plus {validations + 1} validation(s)"
                     if stage == "parent" else "")
     return lambda loggers: run_training(

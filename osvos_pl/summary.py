@@ -59,9 +59,13 @@ def score_line(record: Mapping) -> str | None:
         return f"global J/F over {objects} object(s): {values}"
     contours = record.get("contours")
     if isinstance(contours, Mapping) and "F-ODS" in contours:
-        return (f"contour branch on {contours.get('frames', '?')} held-back frames: boundary "
+        line = (f"contour branch on {contours.get('frames', '?')} held-back frames: boundary "
                 f"F-ODS {contours['F-ODS']:.3f} (Sobel of the image: "
                 f"{contours.get('Sobel-F-ODS', float('nan')):.3f})")
+        if "maps-F-ODS" in contours:
+            line += (f"; against the contour maps: {contours['maps-F-ODS']:.3f} (Sobel: "
+                     f"{contours['maps-Sobel-F-ODS']:.3f})")
+        return line
     return None
 
 

@@ -30,6 +30,13 @@ def _number(cfg: DictConfig, key: str, kind, low=None, high=None):
     return number
 
 
+CONTOUR_SOURCES = {
+    "masks": "the boundaries of the training sequences' object masks",
+    "bsds": "a BSDS500-style root: images/<split>/*.jpg + boundaries/ or groundTruth/",
+    "maps": "contour maps in DAVIS layout, <sequence>/NNNNN.png, e.g. DAVIS/Contours/480p",
+}
+
+
 def validate_config(cfg: DictConfig, stages: Container[str]) -> None:
     """Type and range checks of the knobs users override most: the one place they are checked."""
     if cfg.stage not in stages:
@@ -56,3 +63,9 @@ def validate_config(cfg: DictConfig, stages: Container[str]) -> None:
                               f"choose one of {', '.join(SIDE_SCHEDULES)}")
     if cfg.data.augment not in AUGMENTATIONS:
         raise ConfigError(f"data.augment={cfg.data.augment!r}; choose {', '.join(AUGMENTATIONS)}")
+    source = cfg.contour.source
+    if source not in CONTOUR_SOURCES:
+        raise ConfigError(f"contour.source={source!r}; choose {', '.join(CONTOUR_SOURCES)}")
+    if cfg.stage == "contour" and source != "masks" and not cfg.contour.get(f"{source}_root"):
+        raise ConfigError(f"contour.source={source} needs contour.{source}_root=DIR "
+                          f"({CONTOUR_SOURCES[source]})")

@@ -97,7 +97,7 @@ def test_parent_run_says_where_data_and_weights_come_from_and_an_eta(tiny_parent
     assert "weights: a RANDOM VGG16 backbone" in text
     assert text.count("could not be downloaded") == 1, "the offline fallback is explained once"
     assert "model.weights=/path/to/vgg16-397923af.pth" in text
-    assert re.search(r"plan: 2 updates \(parent.updates\)", text)
+    assert re.search(r"plan: 2 updates \(parent.updates\) of 1 frame", text)
 
 
 @pytest.mark.slow

@@ -57,6 +57,27 @@ def test_target_is_binarised_at_one_half():
     assert class_balanced_bce(logits, soft).item() == pytest.approx(SUM_A, rel=1e-12)
 
 
+def test_soft_targets_reduce_to_the_binary_loss_on_0_1_targets():
+    logits = torch.cat([_t(LOGITS_A), _t(LOGITS_B)])
+    target = torch.cat([_t(TARGET_A), _t(TARGET_B)])
+    for reduction in ("sum", "mean"):
+        assert class_balanced_bce(logits, target, reduction, soft=True).item() == pytest.approx(
+            class_balanced_bce(logits, target, reduction).item(), rel=1e-12)
+
+
+def test_soft_target_matches_hand_computation():
+    # y = [0.5, 0.25, 0, 0.25]: mean 0.25, so w+ = 0.75, w- = 0.25; per pixel
+    #   w+ y softplus(-x) + w- (1 - y) softplus(x)
+    y = [[0.5, 0.25], [0.0, 0.25]]
+    x = LOGITS_A
+    sp = lambda v: float(torch.nn.functional.softplus(torch.tensor(v, dtype=torch.float64)))  # noqa: E731
+    expected = sum(0.75 * yi * sp(-xi) + 0.25 * (1 - yi) * sp(xi)
+                   for row_x, row_y in zip(x, y) for xi, yi in zip(row_x, row_y))
+    got = class_balanced_bce(_t(x), _t(y), "sum", soft=True).item()
+    assert got == pytest.approx(expected, rel=1e-12)
+    assert got != pytest.approx(class_balanced_bce(_t(x), _t(y), "sum").item(), rel=1e-3)
+
+
 def test_image_without_foreground_contributes_nothing():
     """As in the Caffe layer: with |Y+| = 0 the background weight |Y+|/|Y| is 0."""
     loss = class_balanced_bce(_t(LOGITS_A), torch.zeros(1, 1, 2, 2, dtype=torch.float64))

@@ -304,6 +304,16 @@ def test_resume_path_takes_the_newest_of_last_and_slurm_hpc_checkpoints(tmp_path
     assert resume_path("none", tmp_path) is None
 
 
+def test_an_explicit_ckpt_path_that_is_not_there_is_refused_naming_it(tmp_path):
+    from osvos_pl.errors import ConfigError
+    from osvos_pl.stages.train import resume_path
+
+    with pytest.raises(ConfigError, match="ckpt_path=.*nope.ckpt: no such checkpoint"):
+        resume_path(str(tmp_path / "nope.ckpt"), tmp_path)
+    (tmp_path / "there.ckpt").write_bytes(b"x")
+    assert resume_path(str(tmp_path / "there.ckpt"), tmp_path) == str(tmp_path / "there.ckpt")
+
+
 UPDATES = 5
 
 

@@ -152,6 +152,43 @@ def test_sigint_in_training_checkpoints_and_exits_130(tmp_path, capsys):
     assert ckpt["global_step"] == 1
 
 
+class _Validated(_Tiny):
+    """Records the step of every validation (before any callback's ``on_validation_end``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.validated_at = []
+
+    def validation_step(self, batch, batch_idx) -> None:
+        pass
+
+    def on_validation_epoch_end(self) -> None:
+        self.validated_at.append(self.trainer.global_step)
+
+
+def _fit_validating(root: Path, module: _Validated, callbacks=(), ckpt_path=None) -> None:
+    trainer = pl.Trainer(accelerator="cpu", max_steps=6, val_check_interval=2,
+                         check_val_every_n_epoch=None, num_sanity_val_steps=0, logger=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=root,
+                         callbacks=[*callbacks, CheckpointOnSigterm(root / "last.ckpt")])
+    data = DataLoader(torch.randn(20, 2))
+    trainer.fit(module, train_dataloaders=data, val_dataloaders=data, ckpt_path=ckpt_path)
+
+
+def test_a_stop_where_validation_is_due_validates_first_and_the_resume_goes_on(tmp_path):
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    uninterrupted = _Validated()
+    _fit_validating(tmp_path / "a", uninterrupted)
+    assert uninterrupted.validated_at == [2, 4, 6]
+    stopped, resumed = _Validated(), _Validated()
+    with pytest.raises(SIGTERMException):  # batch 1 ends step 2, after which validation is due
+        _fit_validating(tmp_path / "b", stopped, [_SignalAt(batch_idx=1)])
+    _fit_validating(tmp_path / "b", resumed, ckpt_path=tmp_path / "b" / "last.ckpt")
+    assert stopped.validated_at + resumed.validated_at == [2, 4, 6]
+
+
 class _SignalAtTrainEnd(pl.Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         os.kill(os.getpid(), signal.SIGTERM)

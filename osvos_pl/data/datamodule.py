@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
+from osvos_pl.data.contours import ContourMaps
 from osvos_pl.data.datasets import (
     FirstFrames,
     SequenceFrames,
@@ -55,6 +56,7 @@ class DAVISDataModule(pl.LightningDataModule):
         cache_dir: str = "~/.cache/osvos_pl",
         generated: dict | None = None,
         annotated_frames: Sequence[int] = (0,),
+        contour_maps: str | None = None,
     ):
         super().__init__()
         self.root, self.year, self.resolution = root, int(year), resolution
@@ -66,6 +68,12 @@ class DAVISDataModule(pl.LightningDataModule):
         self.normalization_name, self.validate = normalization, validate
         self.cache_dir, self.generated_spec = cache_dir, dict(generated or {})
         self.annotated_frames = [int(i) for i in annotated_frames]
+        self.contour_maps = contour_maps
+
+    @cached_property
+    def contour_map_reader(self) -> ContourMaps | None:
+        """The contour maps that are the training targets of ``target=contour``, if any."""
+        return ContourMaps(self.contour_maps) if self.contour_maps else None
 
     @cached_property
     def index(self) -> DAVISIndex:
@@ -119,6 +127,7 @@ class DAVISDataModule(pl.LightningDataModule):
         ds = TrainFrames(
             self.index, self.train_names(), self.normalization, self.scale, self.augment,
             self.target, seed=seed,
+            contour_maps=self.contour_map_reader if self.target == "contour" else None,
         )
         trainer = self.trainer
         if trainer is None:

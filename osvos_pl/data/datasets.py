@@ -1,7 +1,7 @@
 """The three frame samplers OSVOS needs, each a torch Dataset that decodes from disk on demand.
 
-- ``TrainFrames``: every annotated frame of the training sequences (parent / contour training),
-  drawn in the order ``TrainingDraws`` gives.
+- ``TrainFrames``: every annotated frame of the training sequences (parent / contour training;
+  with contour maps, every frame that has a map), drawn in the order ``TrainingDraws`` gives.
 - ``FirstFrames``: the annotated frame(s) of one test sequence, augmented, repeated for as many
   samples as fine-tuning takes (online). The few frames are decoded once, and with the paper's
   fixed augmentation set all 6 versions are precomputed once per sequence.
@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
+from osvos_pl.data.contours import ContourMaps
 from osvos_pl.data.davis import DAVISIndex, VideoSequence
 from osvos_pl.data.io import read_image, read_mask
 from osvos_pl.data.masks import binary_target, eval_labels
@@ -57,6 +60,11 @@ def draw_seed(seed: int, draw: int) -> int:
 class TrainFrames(Dataset):
     """All annotated frames of ``sequences`` as (image, binary target) pairs, augmented.
 
+    ``target``: ``mask`` (the object), ``contour`` (its boundary); with ``contour_maps`` the
+    targets are those maps instead, soft, on every frame that has one (the contour branch
+    distilling a detector, ``contour.source=maps``; resized by area, so thin contours survive
+    a downscale as lower values rather than vanishing).
+
     Indexed by ``(item, draw)`` (``TrainingDraws``), the augmentation is seeded by the run's
     ``seed`` and the draw's number: a sample is the same whichever worker makes it, in an
     uninterrupted run and in a resumed one. A plain item index draws unseeded.
@@ -71,17 +79,23 @@ class TrainFrames(Dataset):
         augment: str = "paper",
         target: str = "mask",
         seed: int = 0,
+        contour_maps: ContourMaps | None = None,
     ):
         self.index, self.norm, self.scale, self.seed = index, normalization, scale, int(seed)
-        self.contour = target == "contour"
+        self.contour, self.maps = target == "contour", contour_maps
         self.augment_name = augment
         self.augment = None
         self.items: list[tuple[VideoSequence, int]] = []
         for name in sequences:
             seq = index.sequence(name)
-            self.items += [(seq, i) for i, m in enumerate(seq.masks) if m is not None]
+            if self.maps is not None:
+                self.items += [(seq, i) for i, f in enumerate(seq.frames)
+                               if self.maps.path(name, Path(f).stem).is_file()]
+            else:
+                self.items += [(seq, i) for i, m in enumerate(seq.masks) if m is not None]
         if not self.items:
-            raise DataError(f"no annotated frames in sequences {list(sequences)} under {index.root}")
+            what = f"contour maps (in {self.maps.root})" if self.maps else "annotated frames"
+            raise DataError(f"no {what} for sequences {list(sequences)} under {index.root}")
 
     def __len__(self) -> int:
         return len(self.items)
@@ -89,10 +103,21 @@ class TrainFrames(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         k, draw = key if isinstance(key, tuple) else (key, None)
         seq, i = self.items[k]
-        image, labels = read_image(seq.frames[i]), read_mask(seq.mask(i))
-        _check_pair(image.shape, labels, seq, i)
-        target = binary_target(labels, self.index.year)
-        image, target = resize_pair(image, target, scaled_size(image.shape[:2], self.scale))
+        image = read_image(seq.frames[i])
+        hw = scaled_size(image.shape[:2], self.scale)
+        if self.maps is not None:
+            target = self.maps.get(seq.name, Path(seq.frames[i]).stem)
+            if target.shape != image.shape[:2]:
+                raise DataError(f"contour map {self.maps.path(seq.name, Path(seq.frames[i]).stem)}"
+                                f" is {target.shape[1]}x{target.shape[0]} but its frame is "
+                                f"{image.shape[1]}x{image.shape[0]}")
+            if hw != target.shape:
+                target = cv2.resize(target, hw[::-1], interpolation=cv2.INTER_AREA)
+            image, _ = resize_pair(image, None, hw)
+        else:
+            labels = read_mask(seq.mask(i))
+            _check_pair(image.shape, labels, seq, i)
+            image, target = resize_pair(image, binary_target(labels, self.index.year), hw)
         if self.augment is None and self.augment_name != "none":  # built lazily, per worker
             self.augment = build_augmentation(self.augment_name, self.norm.mean_rgb())
         if self.augment is not None:
@@ -100,14 +125,15 @@ class TrainFrames(Dataset):
                 self.augment.set_random_seed(draw_seed(self.seed, draw))
             out = self.augment(image=image, mask=target)
             image, target = out["image"], out["mask"]
-        return _sample(image, target, self.norm, self.contour)
+        return _sample(image, target, self.norm, self.contour and self.maps is None)
 
 
 class TrainingDraws(DistributedSampler):
     """The order of ``TrainFrames``: ``(item, draw)`` keys, from any batch of the run on.
 
     Epoch ``e`` visits the ``n`` items in a permutation seeded by ``seed + e``; draws are
-    numbered through the run (``e * n + position``, the number seeds the augmentation).
+    numbered through the run (``e`` times the padded epoch length plus the position; the number
+    seeds the augmentation).
     ``start_batch`` (the batches a resumed run has already trained on) picks up the stream where
     the interrupted run left it: Lightning resumes mid-epoch counting that epoch's batches, but
     a plain shuffled loader would start the epoch over in a new order and with new random draws.

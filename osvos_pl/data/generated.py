@@ -6,16 +6,19 @@ start *shows the method working* from a randomly initialised VGG16 in a few minu
 - the **objects** are what a parent network can learn to call foreground: shapes with smooth
   lobes, each filled with stripes of one saturated hue (a bright and a dark shade) that move and
   turn with it; they drift, sway, turn and grow or shrink smoothly from frame to frame;
+- every sequence also holds a **distractor**: a smaller object of the same kind in another hue,
+  never annotated. The parent learns what such objects look like and marks the distractor too;
+  only the annotated first frame says which one to follow — what the online stage's one-shot
+  fine-tuning adds (OSVOS's point: the parent knows objects, the first frame names one);
 - the **backgrounds** are clutter without saturated colour: grey-ish smooth noise with a faint
   tint, low-contrast grey blobs, sliding as the camera pans; in every other sequence an
-  unannotated grey bar crosses the scene and hides part of the object.
+  unannotated grey bar crosses the scene and hides part of the objects.
 
-Every sequence has its own hue, stripe width and angle, shape and path, so the validation
-sequences show objects the parent has never seen — and the online stage, which fine-tunes on
-frame 0 of each, has something to add. It is written once, in the exact DAVIS layout
+Every sequence has its own hues, stripe widths and angles, shapes and paths, so the validation
+sequences show objects the parent has never seen. It is written once, in the exact DAVIS layout
 (JPEGImages/480p, Annotations/480p, ImageSets), to a cache folder and reused, so the same
-DAVISIndex reads it. ``year=2016`` writes one object with 0/255 grey masks; ``year=2017`` writes
-two objects with palette masks (ids 1, 2).
+DAVISIndex reads it. ``year=2016`` writes one annotated object with 0/255 grey masks;
+``year=2017`` writes two with palette masks (ids 1, 2).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from PIL import Image
 
 from osvos_pl.data.io import write_mask
 
-VERSION = 2
+VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -122,11 +125,14 @@ def _sequence(rng: np.random.Generator, spec: GeneratedSpec, n_objects: int, occ
     background = _background(rng, h, w)
     columns = [0.5] if n_objects == 1 else np.linspace(0.3, 0.7, n_objects)
     objects = [_new_object(rng, h, w, c) for c in columns]
+    distractor = _new_object(rng, h, w, 0.15 if rng.random() < 0.5 else 0.85)
+    distractor["radius"] *= rng.uniform(0.5, 0.65)  # smaller than any annotated object
     pan = rng.uniform(-2, 2)
     bar_x0, bar_speed = rng.uniform(0.55, 0.85) * w, rng.uniform(0.03, 0.06) * w
     for t in range(spec.frames):
         frame = np.roll(background, int(round(pan * t)), axis=1)
         labels = np.zeros((h, w), np.uint8)
+        _draw_object(frame, labels, 0, distractor, t)  # painted, labelled background
         for k, ob in enumerate(objects, start=1):
             _draw_object(frame, labels, k, ob, t)
         if occlude:

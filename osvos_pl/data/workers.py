@@ -77,6 +77,7 @@ def loader_options(num_workers: int, rank: int | None = None) -> dict:
     if num_workers <= 0:
         return {}
     options = {"worker_init_fn": partial(quiet_worker_init, rank=rank)}
-    if _SIGWAITINFO and multiprocessing.get_context().get_start_method() == "fork":
+    method = multiprocessing.get_start_method(allow_none=True)
+    if _SIGWAITINFO and (method or multiprocessing.get_all_start_methods()[0]) == "fork":
         options["multiprocessing_context"] = QuietForkContext()
     return options

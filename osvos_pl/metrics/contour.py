@@ -37,7 +37,16 @@ def contour_f(probabilities: Sequence[np.ndarray], masks: Sequence[np.ndarray],
     """
     if len(probabilities) != len(masks) or not masks:
         raise ValueError(f"need one probability map per mask, got {len(probabilities)} and {len(masks)}")
-    gts = [seg2bmap(m > 0) for m in masks]
+    return edges_f(probabilities, [seg2bmap(m > 0) for m in masks], thresholds, bound_th)
+
+
+def edges_f(probabilities: Sequence[np.ndarray], gts: Sequence[np.ndarray],
+            thresholds: Sequence[float] = THRESHOLDS, bound_th: float = BOUND_TH) -> dict:
+    """ODS boundary F of ``(H, W)`` probability maps against boolean ground-truth edge maps
+    (e.g. another detector's contour map above 0.5); returns what ``contour_f`` returns."""
+    if len(probabilities) != len(gts) or not gts:
+        raise ValueError(f"need one probability map per edge map, got {len(probabilities)} and "
+                         f"{len(gts)}")
     per_threshold = {}
     for t in thresholds:
         counts = np.stack([boundary_counts_from_maps(p > t, g, bound_th)

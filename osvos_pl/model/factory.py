@@ -74,7 +74,7 @@ def _warn_random_backbone(weights: str, exc: Exception) -> None:
         how = str(exc)
     log.warning(
         "%s weights could not be downloaded, so training starts from a RANDOM backbone. That is "
-        "enough for the generated quick-start data (the parent reaches val J ~0.8 there), not "
+        "enough for the generated quick-start data (the parent reaches val J ~0.7 there), not "
         "for real video: expect J/F far below the paper's. To use them: %s. "
         "(model.offline_fallback=error makes this an error.)",
         "ImageNet VGG16" if weights == "imagenet" else weights, how)

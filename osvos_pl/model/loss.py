@@ -17,11 +17,14 @@ REDUCTIONS = ("sum", "mean")
 
 
 def class_balanced_bce(
-    logits: torch.Tensor, target: torch.Tensor, reduction: str = "sum"
+    logits: torch.Tensor, target: torch.Tensor, reduction: str = "sum", soft: bool = False
 ) -> torch.Tensor:
     """Class-balanced BCE of ``(B, 1, H, W)`` logits against a same-shape target in [0, 1].
 
-    The target is binarised with ``>= 0.5`` (as the PyTorch port does). Per pixel the stable
+    The target is binarised with ``>= 0.5`` (as the PyTorch port does), unless ``soft``: then
+    a pixel of target y counts y as foreground and 1 - y as background, and the shares are
+    the target's mean, ``w+ = 1 - mean(y)``, ``w- = mean(y)`` — the same loss for a 0/1
+    target, for distilling a contour detector's probability maps. Per pixel the stable
     BCE-with-logits is used, so any logit magnitude is safe; it is computed in at least
     float32, also for bf16/fp16 logits.
 
@@ -41,12 +44,19 @@ def class_balanced_bce(
             "same (B, 1, H, W) shape"
         )
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-    positive = (target >= 0.5).to(logits.dtype)
     dims = tuple(range(1, logits.dim()))
-    pixels = positive[0].numel()
-    fg_share = positive.sum(dim=dims, keepdim=True) / pixels  # |Y+| / |Y|, per image
-    weight = torch.where(positive.bool(), 1.0 - fg_share, fg_share)
-    per_pixel = F.binary_cross_entropy_with_logits(logits, positive, weight, reduction="none")
+    pixels = target[0].numel()
+    if soft:
+        y = target.to(logits.dtype).clamp(0, 1)
+        fg_share = y.sum(dim=dims, keepdim=True) / pixels
+        # -(w+ y log p + w- (1 - y) log(1 - p)), with -log p = softplus(-x), -log(1-p) = softplus(x)
+        per_pixel = ((1.0 - fg_share) * y * F.softplus(-logits)
+                     + fg_share * (1.0 - y) * F.softplus(logits))
+    else:
+        positive = (target >= 0.5).to(logits.dtype)
+        fg_share = positive.sum(dim=dims, keepdim=True) / pixels  # |Y+| / |Y|, per image
+        weight = torch.where(positive.bool(), 1.0 - fg_share, fg_share)
+        per_pixel = F.binary_cross_entropy_with_logits(logits, positive, weight, reduction="none")
     per_image = per_pixel.sum(dim=dims)
     if reduction == "mean":
         per_image = per_image / pixels

@@ -11,6 +11,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
 
 from osvos_pl.engine import Engine
+from osvos_pl.errors import ConfigError
 from osvos_pl.model.checkpoint import export_weights
 from osvos_pl.records import global_from_sequences
 from osvos_pl.stages.contour import evaluate_contours
@@ -42,6 +43,9 @@ def resume_path(ckpt_path: str | None, output_dir: Path) -> str | None:
         found = [p for p in (output_dir / "checkpoints" / "last.ckpt",
                              *output_dir.glob("hpc_ckpt_*.ckpt")) if p.is_file()]
         return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
+    if not Path(ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path}: no such checkpoint file (ckpt_path=auto resumes "
+                          "from the output dir's checkpoints/last.ckpt if there is one)")
     return str(ckpt_path)
 
 
@@ -92,7 +96,6 @@ def run_training(
     extra = {}
     if contour:
         extra["contours"] = evaluate_contours(task.net, dm, eval_names, engine.device)
-        log.info("contour branch on held-back frames: %s", extra["contours"])
         sequences = {}
     else:
         trainer.validate(task, datamodule=dm, verbose=False)

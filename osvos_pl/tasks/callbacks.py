@@ -44,22 +44,24 @@ class CheckpointOnSigterm(Checkpoint):
 
     Schedulers send SIGTERM before they kill (SLURM preemption and ``scancel``, Kubernetes,
     ``timeout``). Lightning alone would stop after the current batch — in the middle of an
-    accumulation window, whose gradients no checkpoint holds, or in the middle of a validation —
-    and save nothing. While fitting, this callback puts a handler over Lightning's that only
-    notes the signal; at the end of the next batch that steps the optimizer it raises Lightning's
-    ``SIGTERMException`` and saves. That is the state Lightning's periodic checkpoints are taken
-    in, which it resumes from. Under DDP the ranks agree at every step (one rank's signal stops
-    them all at the same step). A ``Checkpoint``, so Lightning runs it after the other callbacks
-    (the NaN guard sees the batch first) and after the periodic ``ModelCheckpoint``.
+    accumulation window, whose gradients no checkpoint holds, or of a validation — and save
+    nothing. While fitting, this callback puts a handler over Lightning's that only notes the
+    signal. At the end of the next batch that steps the optimizer it raises Lightning's
+    ``SIGTERMException`` and saves; when a validation is due after that step, it does so at the
+    end of the validation instead (a run resumed before it would skip it). Both are states
+    Lightning's own checkpoints are taken in and resumes from. Under DDP the ranks agree at
+    every step, so one rank's signal stops them all at the same step. A ``Checkpoint``: Lightning
+    runs it after the other callbacks (the NaN guard sees the batch first) and after the
+    periodic ``ModelCheckpoint``.
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.requested = False
+        self.requested = self._stop_after_validation = False
         self._step_at_batch_start = 0
 
     def on_train_start(self, trainer, pl_module) -> None:
-        self.requested = False
+        self.requested = self._stop_after_validation = False
         connector = trainer._signal_connector
         if connector.received_sigterm:  # arrived before training started
             connector.received_sigterm, self.requested = False, True
@@ -81,7 +83,15 @@ class CheckpointOnSigterm(Checkpoint):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self._step_at_batch_start:
             return  # mid-window: the gradients accumulated so far would be lost
-        if trainer.strategy.reduce_boolean_decision(self.requested, all=False):
+        if not trainer.strategy.reduce_boolean_decision(self.requested, all=False):
+            return
+        if _validation_due(trainer):  # a resumed run would skip it: stop once it is done
+            self._stop_after_validation = True
+            return
+        raise SIGTERMException
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if self._stop_after_validation and trainer.state.fn == TrainerFn.FITTING:
             raise SIGTERMException
 
     def on_fit_end(self, trainer, pl_module) -> None:
@@ -96,3 +106,12 @@ class CheckpointOnSigterm(Checkpoint):
         if trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking:
             return
         trainer.save_checkpoint(self.path, weights_only=False)
+
+
+def _validation_due(trainer: pl.Trainer) -> bool:
+    """Whether Lightning validates after the training batch that just ended (its own test;
+    False if a Lightning version lacks it)."""
+    loop = trainer.fit_loop
+    check = getattr(loop.epoch_loop, "_should_check_val_fx", None)
+    fetcher = getattr(loop, "_data_fetcher", None)
+    return bool(check and fetcher is not None and check(fetcher))
