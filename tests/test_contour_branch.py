@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import compose_cfg, copy_sample
+from tests.helpers import compose_cfg, copy_sample
 from osvos_pl.data.contours import ContourMaps
 from osvos_pl.data.davis import DAVISIndex
 from osvos_pl.errors import ConfigError
@@ -42,7 +42,7 @@ def test_train_frames_take_the_maps_as_soft_targets_resized_by_area(root_and_map
     root, maps_dir = root_and_maps
     maps = ContourMaps(maps_dir)
     frames = TrainFrames(DAVISIndex(root), [SEQ], get_normalization("imagenet"), scale=0.25,
-                         augment="none", target="contour", contour_maps=maps)
+                         augment="none", target="contour_maps", contour_maps=maps)
     assert len(frames) == 2, "only frames with a map are training samples"
     target = frames[0]["mask"][0].numpy()
     full = maps.get(SEQ, "00000")
@@ -55,20 +55,25 @@ def test_train_frames_take_the_maps_as_soft_targets_resized_by_area(root_and_map
     assert len(boundary) == 3 and set(np.unique(boundary[0]["mask"].numpy())) <= {0.0, 1.0}
 
 
-def test_contour_stage_on_maps_trains_with_the_soft_loss_and_scores_against_the_maps(
-        root_and_maps, tmp_path):
+@pytest.mark.parametrize("source", ["maps", "masks"])
+def test_contour_stage_learns_from_its_source_and_is_scored_against_the_maps(
+        source, root_and_maps, tmp_path):
+    """source=maps: soft loss on the maps; source=masks: mask boundaries, 0/1 loss. Either way a
+    given maps_root is also what the branch is scored against."""
     from hydra.utils import instantiate
 
     from osvos_pl.run import run
 
     root, maps = root_and_maps
-    cfg = compose_cfg(["+experiment=contour", f"data.root={root}", "contour.source=maps",
+    cfg = compose_cfg(["+experiment=contour", f"data.root={root}", f"contour.source={source}",
                        f"contour.maps_root={maps}", "contour.updates=2", "contour.accumulate=1",
                        "contour.val_every=1000", "data.scale=0.25", "data.num_workers=0",
                        "model.weights=null", "logger=none", "trainer.enable_progress_bar=false"],
                       tmp_path)
+    soft = source == "maps"
     assert cfg.data.contour_maps == str(maps)
-    assert instantiate(cfg.task.loss).keywords["soft"] is True
+    assert cfg.data.target == ("contour_maps" if soft else "contour")
+    assert instantiate(cfg.task.loss).keywords["soft"] is soft
     record = run(cfg, tmp_path)
     scores = record["contours"]
     assert scores["maps-frames"] == 2, "frame 2 has no map and is left out of the maps' F"
@@ -89,3 +94,4 @@ def test_contour_source_maps_needs_a_root_and_unknown_sources_are_refused(tmp_pa
         validate_config(cfg, STAGES)
     default = compose_cfg(["+experiment=contour"], tmp_path)
     assert default.data.contour_maps is None and default.task.loss.soft is False
+    assert default.data.target == "contour"

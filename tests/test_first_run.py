@@ -170,8 +170,9 @@ def test_predict_keys_are_checked_against_the_predict_config():
 
 
 @pytest.mark.slow
-def test_quick_start_parent_reaches_val_j_of_half_from_a_random_backbone(tmp_path):
-    """The README's quick start as it stands (default config, generated data, offline)."""
+def test_quick_start_parent_reaches_val_j_of_half_and_the_online_stage_improves_on_it(tmp_path):
+    """The README's quick start as it stands (default config, generated data, offline): the
+    parent from a random backbone, then the online stage its run names as the next command."""
     proc = run_cli(["+experiment=parent", "hydra.run.dir=run"], cwd=tmp_path,
                    env=_offline_env(tmp_path))
     record = read_record(tmp_path / "run" / "metrics.json")
@@ -182,3 +183,10 @@ def test_quick_start_parent_reaches_val_j_of_half_from_a_random_backbone(tmp_pat
     assert "weights: a RANDOM VGG16 backbone" in proc.stdout
     assert record["global"]["J-Mean"] >= 0.5
     _assert_quiet(_output(proc))
+    nxt = shlex.split(_summary(proc.stdout + proc.stderr)["next"])
+    assert nxt[:4] == ["python", "-m", "osvos_pl", "+experiment=online"]
+    online = run_cli([*nxt[3:], "hydra.run.dir=online"], cwd=tmp_path, env=_offline_env(tmp_path))
+    after = read_record(tmp_path / "online" / "metrics.json")["global"]
+    print(f"quick start online: J-Mean {after['J-Mean']:.3f}, J&F-Mean {after['J&F-Mean']:.3f}")
+    assert after["J&F-Mean"] > record["global"]["J&F-Mean"] + 0.05
+    _assert_quiet(_output(online))

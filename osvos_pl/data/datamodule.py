@@ -72,7 +72,8 @@ class DAVISDataModule(pl.LightningDataModule):
 
     @cached_property
     def contour_map_reader(self) -> ContourMaps | None:
-        """The contour maps that are the training targets of ``target=contour``, if any."""
+        """The contour maps of ``contour_maps``: training targets where ``target=contour_maps``,
+        and what the contour branch is also scored against."""
         return ContourMaps(self.contour_maps) if self.contour_maps else None
 
     @cached_property
@@ -127,7 +128,7 @@ class DAVISDataModule(pl.LightningDataModule):
         ds = TrainFrames(
             self.index, self.train_names(), self.normalization, self.scale, self.augment,
             self.target, seed=seed,
-            contour_maps=self.contour_map_reader if self.target == "contour" else None,
+            contour_maps=self.contour_map_reader if self.target == "contour_maps" else None,
         )
         trainer = self.trainer
         if trainer is None:

@@ -60,8 +60,8 @@ def draw_seed(seed: int, draw: int) -> int:
 class TrainFrames(Dataset):
     """All annotated frames of ``sequences`` as (image, binary target) pairs, augmented.
 
-    ``target``: ``mask`` (the object), ``contour`` (its boundary); with ``contour_maps`` the
-    targets are those maps instead, soft, on every frame that has one (the contour branch
+    ``target``: ``mask`` (the object), ``contour`` (its boundary) or ``contour_maps``: the
+    ``contour_maps`` as soft targets, on every frame that has one (the contour branch
     distilling a detector, ``contour.source=maps``; resized by area, so thin contours survive
     a downscale as lower values rather than vanishing).
 
@@ -82,7 +82,10 @@ class TrainFrames(Dataset):
         contour_maps: ContourMaps | None = None,
     ):
         self.index, self.norm, self.scale, self.seed = index, normalization, scale, int(seed)
-        self.contour, self.maps = target == "contour", contour_maps
+        if target == "contour_maps" and contour_maps is None:
+            raise DataError("target=contour_maps needs the contour maps (contour.maps_root=DIR)")
+        self.contour = target == "contour"
+        self.maps = contour_maps if target == "contour_maps" else None
         self.augment_name = augment
         self.augment = None
         self.items: list[tuple[VideoSequence, int]] = []
@@ -125,7 +128,7 @@ class TrainFrames(Dataset):
                 self.augment.set_random_seed(draw_seed(self.seed, draw))
             out = self.augment(image=image, mask=target)
             image, target = out["image"], out["mask"]
-        return _sample(image, target, self.norm, self.contour and self.maps is None)
+        return _sample(image, target, self.norm, self.contour)
 
 
 class TrainingDraws(DistributedSampler):
