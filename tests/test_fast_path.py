@@ -28,7 +28,7 @@ from osvos_pl.utils import hardware
 from tests.helpers import compose_cfg, copy_sample, cpu_engine, segmenter
 
 FRAMES = 12  # car-shadow frames scored (frame 0 is the one fine-tuned on)
-ITERATIONS = 24
+ITERATIONS = 100
 
 
 # --- configuration --------------------------------------------------------------------------
@@ -109,7 +109,7 @@ def _online(root: Path, weights: Path, out: Path, extra: list[str]) -> dict:
     cfg = compose_cfg([
         "+experiment=online_pn", f"data.root={root}", "data.sequences=[car-shadow]",
         "data.scale=0.25", "data.num_workers=0", "logger=none", f"model.weights={weights}",
-        f"online.iterations={ITERATIONS}", "optim.optimizer.lr=1e-4", "online.overlays=0",
+        f"online.iterations={ITERATIONS}", "online.overlays=0",
         "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", *extra,
     ], out)
     return run(cfg, out)
@@ -117,8 +117,12 @@ def _online(root: Path, weights: Path, out: Path, extra: list[str]) -> dict:
 
 @pytest.mark.slow
 def test_fast_path_j_mean_stays_within_half_a_point_of_fp32(davis_sample, vgg_weights, tmp_path):
-    """bf16 autocast + channels_last, fine-tuning and inference, against fp32 eager:
-    |J-Mean difference| <= 0.005 on real frames, same seed and settings."""
+    """bf16 autocast + channels_last, fine-tuning and inference, against fp32 eager, with the
+    default fine-tuning recipe (100 updates, warm-up + cosine to lr 1e-3, stages 1-3 frozen):
+    both learn, and |J-Mean difference| <= 1.5 points on real frames, same seed and settings.
+    Rounding makes the two fine-tuning trajectories drift apart at this lr (fp32 itself moves
+    by 1.5 points between 1 and 2 threads; bf16 - fp32 measured -0.53, +0.93 and, after 24
+    updates, +1.15 points); the strict guard is on inference with the same weights, below."""
     root = copy_sample(davis_sample, tmp_path / "davis", ("car-shadow",), frames=FRAMES)
     ref = _online(root, vgg_weights, tmp_path / "fp32",
                   ["trainer.precision=32-true", "model.channels_last=false"])
@@ -133,5 +137,45 @@ def test_fast_path_j_mean_stays_within_half_a_point_of_fp32(davis_sample, vgg_we
     print(f"car-shadow 0-{FRAMES - 1} at 120x214, {ITERATIONS} updates from ImageNet weights: "
           f"fp32 J {j_ref:.4f} ({t_ref:.1f} s fine-tuning), bf16+channels_last J {j_fast:.4f} "
           f"({t_fast:.1f} s); difference {100 * (j_fast - j_ref):+.2f} points")
-    assert j_ref > 0.5, "the fp32 run should learn the object (else the comparison means little)"
-    assert abs(j_fast - j_ref) <= 0.005
+    assert j_ref > 0.7, "the fp32 run should learn the object (else the comparison means little)"
+    assert abs(j_fast - j_ref) <= 0.015
+
+
+@pytest.mark.slow
+def test_fast_inference_j_mean_stays_within_half_a_point_of_fp32_on_the_same_weights(
+        davis_sample, vgg_weights, tmp_path):
+    """The accuracy guard of the fast inference path: one fine-tuned network segments real
+    frames with bf16 autocast + NHWC + batches of 4 and with fp32 eager NCHW batch 1; the two
+    J-Means differ by at most half a point."""
+    import pytorch_lightning as pl
+    from hydra.utils import instantiate
+    from torch.utils.data import DataLoader
+
+    from osvos_pl.metrics import jf_per_frame
+    from osvos_pl.run import build_datamodule, load_parent
+
+    root = copy_sample(davis_sample, tmp_path / "davis", ("car-shadow",), frames=FRAMES)
+    cfg = compose_cfg(["+experiment=online_pn", f"data.root={root}", "data.sequences=[car-shadow]",
+                       "data.scale=0.5", "data.num_workers=0", f"model.weights={vgg_weights}",
+                       "online.iterations=40", "logger=none"], tmp_path / "out")
+    parent, normalization = load_parent(cfg)
+    dm = build_datamodule(cfg, normalization)
+    engines = {"fp32": cpu_engine(tmp_path, "32-true", False),
+               "fast": cpu_engine(tmp_path, "bf16-mixed", "inference")}
+    seg = instantiate(cfg.task, parent=parent, engine=engines["fp32"], progress=False)
+    pl.seed_everything(int(cfg.seed), verbose=False)
+    nets, _ = seg.finetune({1: dm.first_frames("car-shadow", seg.finetuning.samples,
+                                               seed=int(cfg.seed))})
+    frames = dm.sequence_dataset("car-shadow")
+    truth = np.stack([dm.ground_truth("car-shadow", i) for i in range(1, len(frames))]) > 0
+    j = {}
+    for name, batch_size in (("fp32", 1), ("fast", 4)):
+        seg.engine = engines[name]
+        masks = [m for _, m in seg.segment(nets, DataLoader(frames, batch_size=batch_size),
+                                           "car-shadow")]
+        j[name] = float(jf_per_frame(truth, np.stack(masks[1:]) > 0)[0].mean())
+    print(f"inference on car-shadow 1-{FRAMES - 1} at 240x427, same weights: fp32 J "
+          f"{j['fp32']:.4f}, bf16+NHWC J {j['fast']:.4f} ({100 * (j['fast'] - j['fp32']):+.2f} "
+          "points)")
+    assert j["fp32"] > 0.5
+    assert abs(j["fast"] - j["fp32"]) <= 0.005
