@@ -5,8 +5,9 @@
 Two stages on the generated default dataset (``data.root=null``), each at tiny settings with
 two data-loader workers: a short parent training (periodic checkpoints every step, validation
 during training) and the online stage over three sequences (fine-tuned from the random backbone,
-so that it does not depend on the parent; the masks it makes are far from empty or full). Each stage is first run once uninterrupted (the reference). Then the same command is
-started into another output dir and stopped ``--kills`` times, each time by a signal to its
+so that it does not depend on the parent; its masks are neither empty nor full, though with
+the default fine-tuning recipe mostly foreground: the summary reports the fraction). Each
+stage is first run once uninterrupted (the reference). Then the same command is started into another output dir and stopped ``--kills`` times, each time by a signal to its
 whole process group at a random moment — SIGKILL, SIGTERM (``timeout``, ``scancel``) or SIGINT
 (Ctrl-C), in a shuffled rotation — and re-run into the same dir until it completes. The
 finished run must equal the reference: the same optimizer step count, the same weights in
