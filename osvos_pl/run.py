@@ -86,6 +86,10 @@ def prepare_training(cfg: DictConfig, output_dir: Path) -> Job:
     dm = build_datamodule(cfg)  # the data first: a bad data.root fails before any download
     dm.check(dm.train_names(), require_masks="all", first_mask_nonempty=False)
     dm.check(dm.eval_names(), require_masks="all", first_mask_nonempty=False)
+    if dm.target == "contour_maps":  # map sizes from the PNG headers, before any training
+        for name in dm.train_names():
+            dm.contour_map_reader.check(name, dm.frame_names(name),
+                                        dm.frame_image(name, 0).shape[:2])
     log_data(cfg, dm, f"{len(dm.train_names())} training / {len(dm.eval_names())} validation "
                       "sequences")
     net = instantiate(cfg.model)

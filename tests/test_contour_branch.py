@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.helpers import compose_cfg, copy_sample
 from osvos_pl.data.contours import ContourMaps
 from osvos_pl.data.davis import DAVISIndex
 from osvos_pl.errors import ConfigError
 from osvos_pl.normalization import get_normalization
+from tests.helpers import compose_cfg, copy_sample
 
 SEQ = "car-shadow"
 
@@ -95,3 +95,22 @@ def test_contour_source_maps_needs_a_root_and_unknown_sources_are_refused(tmp_pa
     default = compose_cfg(["+experiment=contour"], tmp_path)
     assert default.data.contour_maps is None and default.task.loss.soft is False
     assert default.data.target == "contour"
+
+
+def test_a_wrong_size_training_map_is_refused_before_training(root_and_maps, tmp_path):
+    from PIL import Image
+
+    from osvos_pl.errors import DataError
+    from osvos_pl.run import run
+
+    root, maps = root_and_maps
+    bad = tmp_path / "maps"
+    shutil.copytree(maps, bad)
+    Image.new("L", (100, 50)).save(bad / SEQ / "00001.png")
+    cfg = compose_cfg(["+experiment=contour", f"data.root={root}", "contour.source=maps",
+                       f"contour.maps_root={bad}", "contour.updates=2", "contour.accumulate=1",
+                       "data.scale=0.25", "data.num_workers=0", "model.weights=null",
+                       "logger=none", "trainer.enable_progress_bar=false"], tmp_path / "out")
+    with pytest.raises(DataError, match=r"00001.png is 100x50 but the frames"):
+        run(cfg, tmp_path / "out")
+    assert not (tmp_path / "out" / "contour.ckpt").exists()

@@ -128,7 +128,7 @@ class DAVISDataModule(pl.LightningDataModule):
         ds = TrainFrames(
             self.index, self.train_names(), self.normalization, self.scale, self.augment,
             self.target, seed=seed,
-            contour_maps=self.contour_map_reader if self.target == "contour_maps" else None,
+            contour_maps=self.contour_map_reader,
         )
         trainer = self.trainer
         if trainer is None:

@@ -109,11 +109,7 @@ class TrainFrames(Dataset):
         image = read_image(seq.frames[i])
         hw = scaled_size(image.shape[:2], self.scale)
         if self.maps is not None:
-            target = self.maps.get(seq.name, Path(seq.frames[i]).stem)
-            if target.shape != image.shape[:2]:
-                raise DataError(f"contour map {self.maps.path(seq.name, Path(seq.frames[i]).stem)}"
-                                f" is {target.shape[1]}x{target.shape[0]} but its frame is "
-                                f"{image.shape[1]}x{image.shape[0]}")
+            target = self.maps.get(seq.name, Path(seq.frames[i]).stem)  # size: ContourMaps.check
             if hw != target.shape:
                 target = cv2.resize(target, hw[::-1], interpolation=cv2.INTER_AREA)
             image, _ = resize_pair(image, None, hw)
