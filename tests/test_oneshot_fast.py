@@ -162,4 +162,3 @@ def test_fast_preset_learns_the_object_on_real_frames(davis_sample, vgg_weights,
     print(f"fast preset, car-shadow 0-{FRAMES - 1} at 120x214: J {j:.4f}, "
           f"{record['timing']['finetune_seconds_per_sequence']:.1f} s fine-tuning")
     assert j > J_BAR
-
