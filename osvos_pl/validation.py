@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 from osvos_pl.errors import ConfigError
 from osvos_pl.tasks.schedules import SIDE_SCHEDULES
 
-AUGMENTATIONS = ("paper", "pytorch", "none")
+AUGMENTATIONS = ("paper", "pytorch", "strong", "none")
 
 
 def _number(cfg: DictConfig, key: str, kind, low=None, high=None):
@@ -58,6 +58,7 @@ def validate_config(cfg: DictConfig, stages: Container[str]) -> None:
     for stage in ("parent", "contour"):
         _number(cfg, f"{stage}.updates", int, 1)
         _number(cfg, f"{stage}.accumulate", int, 1)
+        _number(cfg, f"{stage}.frozen_stages", int, 0, 5)
         if cfg[stage].side_schedule not in SIDE_SCHEDULES:
             raise ConfigError(f"{stage}.side_schedule={cfg[stage].side_schedule!r} is unknown; "
                               f"choose one of {', '.join(SIDE_SCHEDULES)}")

@@ -34,6 +34,23 @@ def test_real_sample_through_datamodule(davis_sample):
     assert tuple(item["native_hw"].tolist()) == (480, 854) and item["frame"] == 5
 
 
+def test_strong_augmentation_moves_the_mask_with_the_image_and_changes_colours(davis_sample):
+    """data.augment=strong: the geometry (flip, rotation, zoom) is shared by image and mask, and
+    the photometric part changes the object's brightness from draw to draw."""
+    mask = (np.asarray(Image.open(davis_sample / "Annotations/480p/car-shadow/00000.png")) > 0)
+    image = np.repeat(np.where(mask, 230, 25).astype(np.uint8)[..., None], 3, axis=2)
+    pipeline = build_augmentation("strong", (0, 0, 0))  # dark borders: only the object is bright
+    brightness = []
+    for _ in range(8):
+        out = pipeline(image=image, mask=mask.astype(np.uint8))
+        m = out["mask"] > 0
+        bright = out["image"].mean(-1) > 128
+        assert m.sum() > 100
+        assert (bright & m).sum() / (bright | m).sum() > 0.85
+        brightness.append(float(out["image"][m].mean()))
+    assert np.std(brightness) > 2.0, brightness
+
+
 def test_val_loader_carries_native_labels(davis_sample):
     dm = DAVISDataModule(root=str(davis_sample), sequences=["car-shadow"], scale=0.25,
                          num_workers=0)

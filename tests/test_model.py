@@ -393,3 +393,37 @@ def test_one_training_step_moves_the_fused_logits(vgg_weights):
         losses.append(loss.item())
     assert losses[-1] < losses[0]
     assert net.forward_fused(x).detach().abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("stages", [0, 2])
+def test_parent_frozen_stages_keep_their_weights_and_leave_the_optimizer(stages, tmp_path):
+    """parent.frozen_stages reaches the task through the config: stages 1..k are not in the
+    optimizer and keep their weights through training steps; the stage after them moves."""
+    from hydra.utils import instantiate
+
+    from osvos_pl.model.osvos import STAGE_ENDS
+    from tests.helpers import compose_cfg
+
+    cfg = compose_cfg(["+experiment=parent", f"parent.frozen_stages={stages}", "logger=none"],
+                      tmp_path)
+    torch.manual_seed(0)
+    task = instantiate(cfg.task, net=OSVOSNet(init="port"))
+    optimizer = task.configure_optimizers()
+    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+    frozen = [p for layer in task.net.trunk.features[: STAGE_ENDS[stages - 1] if stages else 0]
+              for p in layer.parameters()]
+    trained = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    assert len(frozen) == 4 * stages and not any(id(p) in trained for p in frozen)
+    first = task.net.trunk.features[0].weight.detach().clone()
+    start = STAGE_ENDS[stages - 1] if stages else 0
+    after = next(layer for layer in task.net.trunk.features[start:] if hasattr(layer, "weight")).weight
+    after_before = after.detach().clone()
+    target = torch.zeros(1, 1, 32, 48)
+    target[..., 8:24, 12:36] = 1.0
+    batch = {"image": torch.randn(1, 3, 32, 48), "mask": target}
+    for _ in range(3):
+        optimizer.zero_grad()
+        task.training_step(batch, 0).backward()
+        optimizer.step()
+    assert torch.equal(task.net.trunk.features[0].weight, first) == (stages > 0)
+    assert not torch.equal(after, after_before), "the first trained stage must move"

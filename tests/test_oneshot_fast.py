@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from osvos_pl.model.loss import class_balanced_bce
-from osvos_pl.model.osvos import STAGE_ENDS, OSVOSNet
+from osvos_pl.model.osvos import STAGE_ENDS, OSVOSNet, freeze_stages
 from osvos_pl.model.param_groups import ParamGroups
-from osvos_pl.tasks.oneshot import FineTuning, FineTuningTask, freeze_stages, warmup_cosine
+from osvos_pl.tasks.oneshot import FineTuning, FineTuningTask, warmup_cosine
 from tests.helpers import compose_cfg
 
 ONES = {"weight": 1.0, "bias": 1.0, "dsn_weight": 1.0, "dsn_bias": 1.0, "fuse_weight": 1.0,

@@ -5,6 +5,9 @@ Two augmentation sets, chosen by ``data.augment``:
   to a smaller canvas, never cropped or padded.
 - ``pytorch``: the PyTorch port — flip, rotation ±30°, zoom 0.75–1.25 about the centre on the
   same canvas, borders filled with the mean colour.
+- ``strong``: ``pytorch`` plus photometric changes (brightness/contrast, hue/saturation, blur)
+  and a wider zoom (0.6–1.4), for a parent trained on few sequences: it must not learn their
+  colours.
 - ``none``: no augmentation.
 """
 
@@ -76,7 +79,19 @@ def build_augmentation(name: str, fill_rgb: tuple[int, int, int] = (0, 0, 0)) ->
                 fill=fill_rgb, fill_mask=0, p=1.0,
             ),
         ])
-    raise ConfigError(f"data.augment={name!r} is unknown; choose paper, pytorch or none")
+    if name == "strong":
+        return A.Compose([
+            A.HorizontalFlip(p=0.5),
+            A.Affine(
+                rotate=(-30, 30), scale=(0.6, 1.4), interpolation=cv2.INTER_CUBIC,
+                mask_interpolation=cv2.INTER_NEAREST, border_mode=cv2.BORDER_CONSTANT,
+                fill=fill_rgb, fill_mask=0, p=1.0,
+            ),
+            A.RandomBrightnessContrast(brightness_limit=0.25, contrast_limit=0.25, p=0.8),
+            A.HueSaturationValue(hue_shift_limit=15, sat_shift_limit=30, val_shift_limit=0, p=0.8),
+            A.GaussianBlur(blur_limit=(3, 5), p=0.2),
+        ])
+    raise ConfigError(f"data.augment={name!r} is unknown; choose paper, pytorch, strong or none")
 
 
 def mask_boundary(mask: np.ndarray, width: int = 1) -> np.ndarray:

@@ -135,8 +135,15 @@ class OSVOSNet(nn.Module):
         return [conv(tap) for conv, tap in zip(self.prep, self.trunk(x))]
 
     def _fused(self, prep: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
-        upsampled = [up(p, size) for up, p in zip(self.upsample, prep)]
-        return self.fuse(torch.cat(upsampled, dim=1))
+        """``fuse(cat(upsample(prep)))``, computed as ``Σ upsample(fuse_i(prep_i)) + bias``.
+
+        Both the upsampling and the 1x1 fuse conv are linear, so scoring each stride's 16
+        channels first and upsampling one channel per stride is the same map with 1/16 of the
+        full-resolution work (the concatenated 64-channel map at full size is never built).
+        """
+        weights = self.fuse.weight.split(PREP_CHANNELS, dim=1)
+        fused = sum(up(F.conv2d(p, w), size) for up, p, w in zip(self.upsample, prep, weights))
+        return fused + self.fuse.bias.view(1, -1, 1, 1).to(fused.dtype)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """All five logits ``[side2, side3, side4, side5, fuse]``, each ``(B, 1, H, W)``."""
@@ -179,6 +186,17 @@ class OSVOSNet(nn.Module):
             if i in SIDE_TAPS:
                 taps.append(x)
         return taps, x
+
+
+def freeze_stages(net: nn.Module, stages: int) -> None:
+    """Keep VGG stages 1..``stages`` of ``net`` fixed: their parameters leave the optimizer and
+    the backward pass stops at stage ``stages + 1`` (``online.frozen_stages``,
+    ``parent.frozen_stages``)."""
+    if not 0 <= stages <= len(STAGE_ENDS):
+        raise ValueError(f"frozen stages must be in 0..{len(STAGE_ENDS)}, got {stages}")
+    for layer in net.trunk.features[: STAGE_ENDS[stages - 1] if stages else 0]:
+        for param in layer.parameters():
+            param.requires_grad_(False)
 
 
 def native_probabilities(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from osvos_pl.errors import ConfigError
 from osvos_pl.loggers import PrefixedLogger
-from osvos_pl.model.osvos import STAGE_ENDS, native_probabilities
+from osvos_pl.model.osvos import STAGE_ENDS, freeze_stages, native_probabilities
 from osvos_pl.model.param_groups import ParamGroups
 from osvos_pl.snapping import MASK_THRESHOLD, MIN_SUPERPIXELS, UCM_THRESHOLD, snap_objects
 from osvos_pl.tasks.segmentation import SegmentationTask
@@ -145,13 +145,6 @@ def _rescale(image: torch.Tensor, target: torch.Tensor,
     size = tuple(max(1, round(v * scale)) for v in image.shape[-2:])
     image = F.interpolate(image, size=size, mode="bilinear", antialias=scale < 1)
     return image, F.interpolate(target, size=size, mode="nearest")
-
-
-def freeze_stages(net: torch.nn.Module, stages: int) -> None:
-    """Keep VGG stages 1..``stages`` of ``net`` fixed (their parameters leave the optimizer)."""
-    for layer in net.trunk.features[: STAGE_ENDS[stages - 1] if stages else 0]:
-        for param in layer.parameters():
-            param.requires_grad_(False)
 
 
 class OneShotSegmenter:

@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 import torch
 
 from osvos_pl.metrics import DavisJF
-from osvos_pl.model.osvos import native_probabilities
+from osvos_pl.model.osvos import freeze_stages, native_probabilities
 from osvos_pl.model.param_groups import ParamGroups
 from osvos_pl.tasks.schedules import StagedSchedule
 from osvos_pl.visualize import overlay
@@ -27,6 +27,8 @@ class SegmentationTask(pl.LightningModule):
     its settings bound; ``param_groups``: lr multipliers and weight decay; ``loss``: a callable
     ``(logits, target) -> scalar``; ``schedule``: side-loss weight and lr factor per step, or
     None for neither). ``deep_supervision=False`` trains the fused output alone (one-shot).
+    ``frozen_stages`` keeps VGG stages 1..k at their starting (ImageNet) weights: with a few
+    training sequences the parent then overfits less, and each update is cheaper.
     """
 
     def __init__(
@@ -40,16 +42,19 @@ class SegmentationTask(pl.LightningModule):
         threshold: float = 0.5,
         log_images: int = 2,
         deep_supervision: bool = True,
+        frozen_stages: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters(
             {"normalization": normalization, "weight_decay": param_groups.weight_decay,
+             "frozen_stages": int(frozen_stages),
              "lr_mult": dict(param_groups.lr_mult), "threshold": float(threshold)}
         )
         self.net, self.optimizer_factory, self.param_groups = net, optimizer, param_groups
         self.loss, self.schedule = loss, schedule
         self.threshold, self.log_images = threshold, log_images
         self.deep_supervision = deep_supervision
+        freeze_stages(net, int(frozen_stages))
         self.side_weight = 1.0
         self.metric = DavisJF()
         self.last_validation: dict | None = None
