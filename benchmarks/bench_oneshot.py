@@ -325,6 +325,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--infer-batch", type=int, default=4)
     parser.add_argument("--infer-repeat", type=int, default=3)
     parser.add_argument("--skip-inference", action="store_true")
+    parser.add_argument("--inference-only", action="store_true",
+                        help="only the 480p inference comparison (one fast fine-tuning for its weights)")
     parser.add_argument("--override", action="append", default=[],
                         help="a config override for every run, after the preset's (smoke runs: "
                              "--override online.iterations=2 --override data.scale=0.25)")
@@ -355,6 +357,12 @@ def main() -> None:
               f"{info['torch']} ({info['torch_threads']} threads), bf16 native: "
               f"{info['bf16_native']}, load {info['load_average_at_start']}")
     t0 = time.perf_counter()
+    if args.inference_only:
+        inference = bench.inference()
+        info["load_average_at_end"] = os.getloadavg()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"machine": info, "inference_480p": inference}, indent=1))
+        return
     bench.run_sequences(args.out.with_suffix(".partial.jsonl"))
     inference = None if args.skip_inference else bench.inference()
     summary = summarise(bench.runs)

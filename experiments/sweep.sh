@@ -7,7 +7,7 @@ OUT=${3:-experiments/results/sweep-$SCALE}
 P=${PARENT:-$OUT/parent/parent.ckpt}
 set -x
 if [ ! -f "$P" ]; then
-  $PY -m osvos_pl +experiment=parent $COMMON parent.updates=$PARENT_UPDATES parent.accumulate=$ACC hydra.run.dir=$OUT/parent
+  $PY -m osvos_pl +experiment=parent $PARENT_ARGS $COMMON parent.updates=$PARENT_UPDATES parent.accumulate=$ACC hydra.run.dir=$OUT/parent
   P=$OUT/parent/parent.ckpt
 fi
 $PY -m osvos_pl -m +experiment=online_bs $COMMON parent_ckpt=$P online.iterations=$SWEEP hydra.sweep.dir=$OUT/sweep

@@ -25,6 +25,8 @@ ABLATION = {
     "osvos_full": ("-BS", {"parent_ckpt": "p.ckpt", "contour_ckpt": "c.ckpt", "snapping": False}, 0.77),
     "no_snapping": ("-PN", {"parent_ckpt": None, "contour_ckpt": "c.ckpt"}, 0.62),
     "no_parent": ("-OS", {"parent_ckpt": "p.ckpt", "iterations": 0}, 0.55),
+    "bs_maps": ("OSVOS (contour maps)", {"parent_ckpt": "p.ckpt", "contour_maps": "maps",
+                                         "snapping": True}, 0.83),
 }
 
 
@@ -40,7 +42,7 @@ def scores(base: float, names=("blackswan", "car-shadow")) -> dict:
 
 
 def config(iterations=500, parent_ckpt="p.ckpt", contour_ckpt=None, snapping=DEFAULT_SNAPPING,
-           sequences=None) -> dict:
+           sequences=None, contour_maps=None) -> dict:
     return {
         "paths": {"output_dir": "${hydra:runtime.output_dir}"},
         "data": {"root": None, "year": 2016, "resolution": "480p", "sequences": sequences,
@@ -49,6 +51,7 @@ def config(iterations=500, parent_ckpt="p.ckpt", contour_ckpt=None, snapping=DEF
         "model": {"weights": "imagenet"},
         "stage": "online", "experiment": "online", "seed": 1337,
         "parent_ckpt": parent_ckpt, "contour_ckpt": contour_ckpt, "snapping": snapping,
+        "contour_maps": contour_maps,
     }
 
 
@@ -138,7 +141,7 @@ def run_cli(args: list[str], tmp_path: Path, capsys) -> tuple[int, str, str]:
 
 def test_ablation_rows_are_recognised_from_config_not_folder_names(ablation):
     table = report.ablation_table(report.find_runs([ablation["root"]]))
-    assert [row["method"] for row in table] == ["OSVOS", "-BS", "-PN", "-OS"]
+    assert [row["method"] for row in table] == ["OSVOS", "OSVOS (contour maps)", "-BS", "-PN", "-OS"]
     for row in table:
         glob = ablation["records"][row["method"]]["global"]
         assert {k: row[k] for k in GLOBAL_KEYS} == glob
@@ -151,7 +154,7 @@ def test_csv_ablation_numbers_equal_the_records(ablation, tmp_path, capsys):
                               tmp_path, capsys)
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert [row["method"] for row in rows] == ["OSVOS", "-BS", "-PN", "-OS"]
+    assert [row["method"] for row in rows] == ["OSVOS", "OSVOS (contour maps)", "-BS", "-PN", "-OS"]
     for row in rows:
         glob = ablation["records"][row["method"]]["global"]
         assert {k: float(row[k]) for k in GLOBAL_KEYS} == glob
@@ -168,7 +171,7 @@ def test_latex_ablation_has_one_booktabs_row_per_method(ablation, tmp_path, caps
     lines = tabular.splitlines()
     assert {r"\toprule", r"\midrule", r"\bottomrule"} <= set(lines)
     body = lines[lines.index(r"\midrule") + 1:lines.index(r"\bottomrule")]
-    assert [line.split(" & ")[0] for line in body] == ["OSVOS", "-BS", "-PN", "-OS"]
+    assert [line.split(" & ")[0] for line in body] == ["OSVOS", "OSVOS (contour maps)", "-BS", "-PN", "-OS"]
     assert all(line.endswith(r" \\") for line in body)
     osvos = ablation["records"]["OSVOS"]["global"]
     assert f"{100 * osvos['J-Mean']:.1f}" in body[0].split(" & ")

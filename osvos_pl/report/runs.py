@@ -14,7 +14,10 @@ from typing import Any
 
 from osvos_pl.errors import OSVOSError
 
-METHODS = ("OSVOS", "-BS", "-PN", "-OS")
+#: Ablation rows in table order. "OSVOS (contour maps)" snaps to precomputed maps
+#: (``contour_maps=``) instead of the contour branch: a variant of the full method, compared
+#: with it rather than merged into it.
+METHODS = ("OSVOS", "OSVOS (contour maps)", "-BS", "-PN", "-OS")
 """Rows of the paper's ablation table, in its order: full method, then what each one removes."""
 
 _OLDEST = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
@@ -88,7 +91,7 @@ class Run:
             return "-PN"
         if not self.snapping:
             return "-BS"
-        return "OSVOS"
+        return "OSVOS (contour maps)" if setting(self.config, "contour_maps") else "OSVOS"
 
     @property
     def finished(self) -> dt.datetime:
