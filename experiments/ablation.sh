@@ -28,4 +28,5 @@ $PY -m osvos_pl +experiment=online_pn $COMMON online.iterations=$ITERS hydra.run
 $PY -m osvos_pl +experiment=online_os $COMMON parent_ckpt=$P hydra.run.dir=$OUT/os
 $PY -m osvos_pl.report $OUT --table ablation --format md --out $OUT/ablation.md
 $PY -m osvos_pl.report $OUT --table ablation --format latex --out $OUT/ablation.tex
+$PY -m osvos_pl.report $OUT --table sequences --format md --out $OUT/sequences.md
 cat $OUT/ablation.md

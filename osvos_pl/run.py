@@ -8,6 +8,7 @@ refuse a run (config values, data, checkpoints) is checked before a logger start
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -161,7 +162,20 @@ def contour_source(cfg: DictConfig, engine: Engine, dm):
                           "checkpoint) or contour_maps=DIR (precomputed contour maps)")
     net = instantiate(cfg.model, weights=None, offline_fallback="random")
     load_checkpoint_weights(net, cfg.contour_ckpt)
-    return NetworkContours(net, engine)
+    scale = cfg.online.get("contour_scale")
+    frames = None if scale is None else functools.partial(_frame_at, dm, float(scale))
+    return NetworkContours(net, engine, frames)
+
+
+def _frame_at(dm, scale: float, sequence: str, i: int) -> torch.Tensor:
+    """Frame ``i`` of ``sequence`` resized by ``scale`` and normalised, ``(3, h, w)``: the
+    contour branch's own input (``online.contour_scale``). Any data module with
+    ``frame_image`` and ``normalization`` (DAVIS, a user's clip)."""
+    from osvos_pl.data.transforms import resize_pair, scaled_size
+
+    image = dm.frame_image(sequence, i)
+    image, _ = resize_pair(image, None, scaled_size(image.shape[:2], scale))
+    return dm.normalization(image)
 
 
 def prepare_online(cfg: DictConfig, output_dir: Path, predictions: str = "predictions",

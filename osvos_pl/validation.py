@@ -53,6 +53,8 @@ def validate_config(cfg: DictConfig, stages: Container[str]) -> None:
     _number(cfg, "online.min_superpixels", int, 1)
     _number(cfg, "online.frozen_stages", int, 0, 5)
     _number(cfg, "online.finetune_scale", float, 1e-3, 4.0)
+    if cfg.online.get("contour_scale") is not None:
+        _number(cfg, "online.contour_scale", float, 1e-3, 4.0)
     if cfg.optim.get("finetune_lr") is not None:
         _number(cfg, "optim.finetune_lr", float, 0.0)
     for stage in ("parent", "contour"):

@@ -195,3 +195,17 @@ def test_superpixels_of_real_maps_fit_the_objects(real_frames):
         for gt, contour in frames:
             j, f = _scores(gt, majority_vote(superpixels(contour), gt.astype(np.float64)))
             assert j >= 0.92 and f >= 0.97, (sequence, j, f)
+
+
+def test_contour_branch_frames_are_read_at_the_contour_scale(davis_sample: Path):
+    """online.contour_scale's input: the frame from disk at that scale, normalised as the
+    segmentation's input is (not the segmentation's small input upsampled)."""
+    from osvos_pl.data.datamodule import DAVISDataModule
+    from osvos_pl.run import _frame_at
+
+    dm = DAVISDataModule(root=str(davis_sample), eval_split="val", scale=0.25, num_workers=0)
+    small = dm.sequence_dataset("blackswan")[2]["image"]
+    large = _frame_at(dm, 0.5, "blackswan", 2)
+    assert small.shape == (3, 120, 214) and large.shape == (3, 240, 427)
+    again = _frame_at(dm, 0.25, "blackswan", 2)
+    assert float((again - small).abs().max()) < 1e-5

@@ -289,6 +289,45 @@ def test_stream_keeps_masks_where_the_contour_map_has_no_boundary():
     np.testing.assert_array_equal(labels, expected)
 
 
+class _ShapeProbe(torch.nn.Module):
+    """Records the input sizes it sees; its logit map is a vertical edge down the middle."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[tuple[int, ...]] = []
+
+    def forward_fused(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(tuple(x.shape))
+        out = torch.full((x.shape[0], 1, *x.shape[-2:]), -6.0)
+        out[..., x.shape[-1] // 2] = 6.0
+        return out
+
+
+def test_contour_branch_at_its_own_scale_reads_its_own_frames():
+    """online.contour_scale: the branch gets the frames ``frames(sequence, i)`` gives (here at
+    twice the segmentation's size), one per frame of the batch, and its maps come back at the
+    native size."""
+    from osvos_pl.tasks.oneshot import NetworkContours
+    from tests.helpers import cpu_engine
+
+    asked: list[tuple[str, int]] = []
+
+    def frames(sequence: str, i: int) -> torch.Tensor:
+        asked.append((sequence, i))
+        return torch.zeros(3, 40, 64)
+
+    probe = _ShapeProbe()
+    contours = NetworkContours(probe, cpu_engine(Path(".")), frames)
+    maps = contours("blackswan", [3, 4], torch.zeros(2, 3, 20, 32), (80, 128))
+    assert asked == [("blackswan", 3), ("blackswan", 4)]
+    assert probe.seen == [(2, 3, 40, 64)]
+    assert len(maps) == 2 and maps[0].shape == (80, 128)
+    assert maps[0][:, 64].min() > 0.9 and maps[0][:, :50].max() < 0.1
+    plain = _ShapeProbe()
+    NetworkContours(plain, cpu_engine(Path(".")))("blackswan", [3], torch.zeros(1, 3, 20, 32), (80, 128))
+    assert plain.seen == [(1, 3, 20, 32)], "without frames the branch sees the segmentation's input"
+
+
 # --- snap_objects: one frame, several objects ---------------------------------------------------
 
 

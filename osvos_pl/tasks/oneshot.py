@@ -267,15 +267,26 @@ class OneShotSegmenter:
 
 
 class NetworkContours:
-    """Contour maps from a contour-branch network (``+experiment=contour``), never fine-tuned."""
+    """Contour maps from a contour-branch network (``+experiment=contour``), never fine-tuned.
 
-    def __init__(self, net: torch.nn.Module, segmenter_engine):
-        self.net, self.engine = net, segmenter_engine
+    ``frames`` (optional, ``(sequence, i) -> (3, h, w)`` normalised tensor) gives the branch its
+    own input, e.g. at a larger scale than the segmentation's (``online.contour_scale``): the
+    snapping follows the map's edges, and a map computed small and upsampled has blurred ones.
+    Without it the branch sees the segmentation's input.
+    """
+
+    def __init__(self, net: torch.nn.Module, segmenter_engine,
+                 frames: Callable[[str, int], torch.Tensor] | None = None):
+        self.net, self.engine, self.frames = net, segmenter_engine, frames
         layout = torch.channels_last if self.engine.nhwc_inference else torch.preserve_format
         self.net.eval().to(self.engine.device, memory_format=layout)
 
     def __call__(self, sequence: str, frames: Sequence[int], image: torch.Tensor,
                  native: tuple[int, int]) -> list[np.ndarray]:
+        if self.frames is not None:
+            image = torch.stack([self.frames(sequence, i) for i in frames]).to(self.engine.device)
+            if self.engine.nhwc_inference:
+                image = image.contiguous(memory_format=torch.channels_last)
         with self.engine.autocast():
             logits = self.net.forward_fused(image)
         return list(native_probabilities(logits, native).cpu().numpy())
