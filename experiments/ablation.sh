@@ -19,7 +19,7 @@ fi
 if [ -n "$MAPS" ]; then CONTOUR_SOURCE="contour.source=maps contour.maps_root=$MAPS"; else CONTOUR_SOURCE=""; fi
 $PY -m osvos_pl +experiment=contour $CONTOUR_ARGS $COMMON $CONTOUR_SOURCE contour.updates=$CONTOUR_UPDATES contour.accumulate=$ACC hydra.run.dir=$OUT/contour
 C=$OUT/contour/contour.ckpt
-$PY -m osvos_pl +experiment=online $COMMON online.iterations=$ITERS parent_ckpt=$P contour_ckpt=$C hydra.run.dir=$OUT/osvos
+$PY -m osvos_pl +experiment=online $COMMON online.iterations=$ITERS parent_ckpt=$P contour_ckpt=$C $SNAP_ARGS hydra.run.dir=$OUT/osvos
 if [ -n "$MAPS" ]; then
   $PY -m osvos_pl +experiment=online $COMMON online.iterations=$ITERS parent_ckpt=$P contour_maps=$MAPS hydra.run.dir=$OUT/osvos-maps
 fi
