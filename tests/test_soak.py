@@ -29,4 +29,4 @@ def test_runs_killed_at_random_moments_end_as_uninterrupted_ones(tmp_path):
     assert stages["parent"]["kills"] == 2 and stages["online"]["kills"] == 1
     assert all(s["resumes"] == s["kills"] for s in stages.values())  # each stop: one re-run
     assert summary["online_masks"] == 18
-    assert 0.001 < summary["online_foreground_fraction"] < 0.999, "trivial masks prove nothing"
+    assert 0.01 < summary["online_foreground_fraction"] < 0.9, "trivial masks prove nothing"
