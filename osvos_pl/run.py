@@ -88,9 +88,7 @@ def prepare_training(cfg: DictConfig, output_dir: Path) -> Job:
     dm.check(dm.train_names(), require_masks="all", first_mask_nonempty=False)
     dm.check(dm.eval_names(), require_masks="all", first_mask_nonempty=False)
     if dm.target == "contour_maps":  # map sizes from the PNG headers, before any training
-        for name in dm.train_names():
-            dm.contour_map_reader.check(name, dm.frame_names(name),
-                                        dm.frame_image(name, 0).shape[:2])
+        _check_maps(dm.contour_map_reader, dm, dm.train_names())
     log_data(cfg, dm, f"{len(dm.train_names())} training / {len(dm.eval_names())} validation "
                       "sequences")
     net = instantiate(cfg.model)
@@ -154,8 +152,7 @@ def contour_source(cfg: DictConfig, engine: Engine, dm):
         from osvos_pl.data.contours import ContourMaps
 
         maps = ContourMaps(cfg.contour_maps)
-        for name in dm.eval_names():
-            maps.check(name, dm.frame_names(name), dm.frame_image(name, 0).shape[:2])
+        _check_maps(maps, dm, dm.eval_names())
         return MapContours(maps, dm.frame_names)
     if not cfg.contour_ckpt:
         raise ConfigError("snapping=true needs contour_ckpt=PATH (a +experiment=contour "
@@ -165,6 +162,12 @@ def contour_source(cfg: DictConfig, engine: Engine, dm):
     scale = cfg.online.get("contour_scale")
     frames = None if scale is None else functools.partial(_frame_at, dm, float(scale))
     return NetworkContours(net, engine, frames)
+
+
+def _check_maps(maps, dm, names) -> None:
+    """``ContourMaps.check`` of each sequence in ``names`` against its frames' size."""
+    for name in names:
+        maps.check(name, dm.frame_names(name), dm.frame_image(name, 0).shape[:2])
 
 
 def _frame_at(dm, scale: float, sequence: str, i: int) -> torch.Tensor:

@@ -57,6 +57,19 @@ def paper_versions(image: np.ndarray, mask: np.ndarray) -> list[tuple[np.ndarray
     return out
 
 
+def _flip_and_warp(zoom: tuple[float, float], fill_rgb: tuple[int, int, int]) -> list:
+    """The PyTorch port's geometry: a flip, then rotation ±30° and a zoom about the centre on
+    the same canvas (bicubic image, nearest mask, borders filled with ``fill_rgb`` and 0)."""
+    return [
+        A.HorizontalFlip(p=0.5),
+        A.Affine(
+            rotate=(-30, 30), scale=zoom, interpolation=cv2.INTER_CUBIC,
+            mask_interpolation=cv2.INTER_NEAREST, border_mode=cv2.BORDER_CONSTANT,
+            fill=fill_rgb, fill_mask=0, p=1.0,
+        ),
+    ]
+
+
 def build_augmentation(name: str, fill_rgb: tuple[int, int, int] = (0, 0, 0)) -> A.Compose | None:
     """The albumentations pipeline for ``data.augment`` (applied jointly to image and mask)."""
     if name == "none":
@@ -71,22 +84,10 @@ def build_augmentation(name: str, fill_rgb: tuple[int, int, int] = (0, 0, 0)) ->
         ]
         return A.Compose([A.HorizontalFlip(p=0.5), A.OneOf(scale_choices, p=1.0)])
     if name == "pytorch":
-        return A.Compose([
-            A.HorizontalFlip(p=0.5),
-            A.Affine(
-                rotate=(-30, 30), scale=(0.75, 1.25), interpolation=cv2.INTER_CUBIC,
-                mask_interpolation=cv2.INTER_NEAREST, border_mode=cv2.BORDER_CONSTANT,
-                fill=fill_rgb, fill_mask=0, p=1.0,
-            ),
-        ])
+        return A.Compose(_flip_and_warp((0.75, 1.25), fill_rgb))
     if name == "strong":
         return A.Compose([
-            A.HorizontalFlip(p=0.5),
-            A.Affine(
-                rotate=(-30, 30), scale=(0.6, 1.4), interpolation=cv2.INTER_CUBIC,
-                mask_interpolation=cv2.INTER_NEAREST, border_mode=cv2.BORDER_CONSTANT,
-                fill=fill_rgb, fill_mask=0, p=1.0,
-            ),
+            *_flip_and_warp((0.6, 1.4), fill_rgb),
             A.RandomBrightnessContrast(brightness_limit=0.25, contrast_limit=0.25, p=0.8),
             A.HueSaturationValue(hue_shift_limit=15, sat_shift_limit=30, val_shift_limit=0, p=0.8),
             A.GaussianBlur(blur_limit=(3, 5), p=0.2),
