@@ -85,12 +85,17 @@ def prepare_training(cfg: DictConfig, output_dir: Path) -> Job:
 
     stage, settings = cfg.stage, cfg[cfg.stage]
     dm = build_datamodule(cfg)  # the data first: a bad data.root fails before any download
-    dm.check(dm.train_names(), require_masks="all", first_mask_nonempty=False)
+    dm.check(dm.train_names(), require_masks="all", first_mask_nonempty=False,
+             index=dm.train_index)
     dm.check(dm.eval_names(), require_masks="all", first_mask_nonempty=False)
     if dm.target == "contour_maps":  # map sizes from the PNG headers, before any training
-        _check_maps(dm.contour_map_reader, dm, dm.train_names())
+        _check_maps(dm.contour_map_reader, dm, dm.train_names(), dm.train_index)
     log_data(cfg, dm, f"{len(dm.train_names())} training / {len(dm.eval_names())} validation "
                       "sequences")
+    if dm.train_index is not dm.index:
+        log.info("training data: %s at %s, scale %.3g (validation: %s at %s, scale %.3g)",
+                 dm.train_data_root, dm.train_index.resolution, dm.training_scale,
+                 dm.data_root, dm.resolution, dm.scale)
     net = instantiate(cfg.model)
     follow_weights(cfg, dm, net.normalization)
     task = instantiate(cfg.task, net=net, normalization=dm.normalization_name)
@@ -164,10 +169,19 @@ def contour_source(cfg: DictConfig, engine: Engine, dm):
     return NetworkContours(net, engine, frames)
 
 
-def _check_maps(maps, dm, names) -> None:
-    """``ContourMaps.check`` of each sequence in ``names`` against its frames' size."""
+def _check_maps(maps, dm, names, index=None) -> None:
+    """``ContourMaps.check`` of each sequence in ``names`` against its frames' size: frames of
+    the data module ``dm`` (DAVIS or a clip), or of the ``DAVISIndex`` ``index`` where given
+    (the training frames)."""
+    from osvos_pl.data.io import read_image
+
     for name in names:
-        maps.check(name, dm.frame_names(name), dm.frame_image(name, 0).shape[:2])
+        if index is None:
+            stems, shape = dm.frame_names(name), dm.frame_image(name, 0).shape[:2]
+        else:
+            frames = index.sequence(name).frames
+            stems, shape = [f.stem for f in frames], read_image(frames[0]).shape[:2]
+        maps.check(name, stems, shape)
 
 
 def _frame_at(dm, scale: float, sequence: str, i: int) -> torch.Tensor:

@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 from osvos_pl.errors import ConfigError
 from osvos_pl.tasks.schedules import SIDE_SCHEDULES
 
-AUGMENTATIONS = ("paper", "pytorch", "strong", "none")
+AUGMENTATIONS = ("paper", "pytorch", "strong", "shift", "none")
 
 
 def _number(cfg: DictConfig, key: str, kind, low=None, high=None):
@@ -64,8 +64,11 @@ def validate_config(cfg: DictConfig, stages: Container[str]) -> None:
         if cfg[stage].side_schedule not in SIDE_SCHEDULES:
             raise ConfigError(f"{stage}.side_schedule={cfg[stage].side_schedule!r} is unknown; "
                               f"choose one of {', '.join(SIDE_SCHEDULES)}")
-    if cfg.data.augment not in AUGMENTATIONS:
-        raise ConfigError(f"data.augment={cfg.data.augment!r}; choose {', '.join(AUGMENTATIONS)}")
+    for key, value in (("data.augment", cfg.data.augment), ("online.augment", cfg.online.get("augment"))):
+        if value is not None and value not in AUGMENTATIONS:
+            raise ConfigError(f"{key}={value!r}; choose {', '.join(AUGMENTATIONS)}")
+    _number(cfg, "online.views", int, 0)
+    _number(cfg, "online.l2sp", float, 0.0)
     source = cfg.contour.source
     if source not in CONTOUR_SOURCES:
         raise ConfigError(f"contour.source={source!r}; choose {', '.join(CONTOUR_SOURCES)}")

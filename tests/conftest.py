@@ -56,3 +56,9 @@ def davis_sample() -> Path:
 def vgg_weights() -> Path:
     """Real ImageNet VGG16 conv weights in torchvision key format."""
     return _shared_path("weights/vgg16_imagenet_features_torchvision.pth")
+
+
+@pytest.fixture(scope="session")
+def davis_train_240p() -> Path:
+    """Root of the official DAVIS 2016 train split at 427x240 (30 sequences)."""
+    return _shared_path("data/davis2016-train-240p")

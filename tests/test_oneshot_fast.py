@@ -162,3 +162,65 @@ def test_fast_preset_learns_the_object_on_real_frames(davis_sample, vgg_weights,
     print(f"fast preset, car-shadow 0-{FRAMES - 1} at 120x214: J {j:.4f}, "
           f"{record['timing']['finetune_seconds_per_sequence']:.1f} s fine-tuning")
     assert j > J_BAR
+
+
+def _first_frame(h: int = 48, w: int = 64):
+    import numpy as np
+
+    image = np.full((h, w, 3), 90, np.uint8)
+    mask = np.zeros((h, w), np.uint8)
+    image[12:30, 20:44], mask[12:30, 20:44] = (230, 40, 40), 1
+    return image, mask
+
+
+@pytest.mark.parametrize("augment", ["strong", "shift"])
+def test_fixed_random_views_are_drawn_once_per_seed_and_named_for_the_cache(augment):
+    """``views=N``: N warps of the annotated frame, the same for the same seed, each sample one
+    of them with its ``view`` id (so the frozen prefix is cached), and the mask moved with it."""
+    from osvos_pl.data.datasets import FirstFrames
+    from osvos_pl.normalization import get_normalization
+
+    norm = get_normalization("imagenet")
+    a = FirstFrames([_first_frame()], norm, 20, augment, seed=3, views=5)
+    b = FirstFrames([_first_frame()], norm, 20, augment, seed=3, views=5)
+    c = FirstFrames([_first_frame()], norm, 20, augment, seed=4, views=5)
+    assert len(a.normalised) == 5 and a.augment is None
+    for x, y in zip(a.normalised, b.normalised):
+        torch.testing.assert_close(x["image"], y["image"], rtol=0, atol=0)
+    assert any(not torch.equal(x["image"], y["image"]) for x, y in zip(a.normalised, c.normalised))
+    seen = {int(a[k]["view"]) for k in range(20)}
+    assert seen <= set(range(5)) and len(seen) > 1
+    for view in a.normalised:  # the red object moves with its mask (colours change a little)
+        redness, inside = view["image"][0] - view["image"][1], view["mask"][0] > 0
+        assert inside.any() and redness[inside].mean() > redness[~inside].mean() + 1.5
+
+
+def test_l2sp_pulls_the_fine_tuned_weights_toward_the_parent():
+    """Same updates, same data: with ``l2sp`` the trained weights end nearer the parent's, the
+    logged fused loss excludes the penalty, and frozen weights have no anchor."""
+    from osvos_pl.data.datasets import FirstFrames
+    from osvos_pl.normalization import get_normalization
+
+    sample = FirstFrames([_first_frame()], get_normalization("imagenet"), 1, "none")[0]
+    batch = {k: v.unsqueeze(0) if torch.is_tensor(v) else torch.tensor([v])
+             for k, v in sample.items()}
+    distances = {}
+    for l2sp in (0.0, 10.0):
+        net = _net()
+        freeze_stages(net, 3)
+        loss_fn = lambda logits, target: class_balanced_bce(logits, target, "mean")  # noqa: E731
+        ft = FineTuning(8, torch.optim.Adam, ParamGroups(ONES), loss_fn, frozen_stages=3,
+                        l2sp=l2sp)
+        task = FineTuningTask(net, ft, "imagenet")
+        parent = {n: p.detach().clone() for n, p in net.named_parameters()}
+        optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-2)
+        for _ in range(8):
+            optimizer.zero_grad()
+            task.training_step(batch, 0).backward()
+            optimizer.step()
+        distances[l2sp] = sum(float(((p - parent[n]) ** 2).sum())
+                              for n, p in net.named_parameters())
+        if l2sp:
+            assert all(net.get_parameter(n).requires_grad for n in task._anchor)
+            assert float(task._distance()) == pytest.approx(distances[l2sp], rel=1e-4)
+    assert 0 < distances[10.0] < 0.5 * distances[0.0]

@@ -290,3 +290,24 @@ def test_contour_runs_are_complete_by_their_boundary_scores_not_jf():
     assert record_problem({"stage": "contour", "global": {}, "contours": {"F-ODS": 0.4}}) is None
     assert record_problem({"stage": "contour", "global": {}}) == "no contour scores"
     assert record_problem({"stage": "online", "global": {}}) == "empty global"
+
+
+def test_choice_table_shows_the_settings_that_differ_and_each_runs_scores(tmp_path, capsys):
+    """One row per run, in path order; columns for the knobs the runs differ in (not the ones
+    they share), the scores as recorded, the worst object and J per object."""
+    root = tmp_path / "dev"
+    for name, l2sp, base in (("a-l2sp0", 0.0, 0.6), ("b-l2sp1", 1.0, 0.7)):
+        cfg = config()
+        cfg["online"] = {**cfg["online"], "l2sp": l2sp}
+        write_run(root / name, cfg, record(scores(base, ("bear", "surf"))))
+    code, text, _ = run_cli([str(root), "--table", "choice", "--format", "csv"], tmp_path, capsys)
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["run"] for r in rows] == ["a-l2sp0", "b-l2sp1"]
+    assert [float(r["online.l2sp"]) for r in rows] == [0.0, 1.0]
+    assert "online.iterations" not in rows[0]  # the same in both runs
+    for row, base in zip(rows, (0.6, 0.7)):
+        rec = record(scores(base, ("bear", "surf")))
+        assert float(row["J&F-Mean"]) == pytest.approx(rec["global"]["J&F-Mean"], abs=1e-4)
+        assert float(row["J bear"]) == pytest.approx(base, abs=1e-4)
+        assert row["worst"].startswith("surf")

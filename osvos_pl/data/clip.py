@@ -111,12 +111,12 @@ class ClipDataModule:
         return len(self.object_ids(name)) > 1
 
     def first_frames(self, name: str, length: int, object_id: int | None = None,
-                     seed: int = 0, **_) -> FirstFrames:
+                     seed: int = 0, augment: str | None = None, views: int = 0) -> FirstFrames:
         frames = {i: self.source.frame(i) if i else self.source.first() for i in self.labels}
         oid = 1 if object_id is None else object_id
         pairs = [resize_pair(frames[i], (m == oid).astype(np.uint8), scaled_size(m.shape, self.scale))
                  for i, m in self.labels.items()]
-        return FirstFrames(pairs, self.normalization, length, self.augment, seed)
+        return FirstFrames(pairs, self.normalization, length, augment or self.augment, seed, views)
 
     def sequence_dataloader(self, name: str) -> DataLoader:
         return DataLoader(StreamedFrames(self.source, self.normalization, self.scale),

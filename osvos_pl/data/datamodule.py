@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Sequence
 from functools import cached_property
@@ -33,7 +34,10 @@ class DAVISDataModule(pl.LightningDataModule):
 
     ``root=None`` uses the generated default dataset (written once under ``cache_dir``).
     ``sequences`` (explicit names) overrides ``eval_split`` for the evaluated/online sequences;
-    ``train_sequences`` overrides ``train_split``.
+    ``train_sequences`` overrides ``train_split``. The parent and the contour branch may learn
+    from another dataset than the one evaluated: ``train_root`` at ``train_resolution`` (e.g.
+    DAVIS 2016 train at 240p beside a 480p val root), at ``train_scale`` (None: the scale at
+    which a training frame has the evaluated frames' input size).
     """
 
     def __init__(
@@ -57,6 +61,9 @@ class DAVISDataModule(pl.LightningDataModule):
         generated: dict | None = None,
         annotated_frames: Sequence[int] = (0,),
         contour_maps: str | None = None,
+        train_root: str | None = None,
+        train_resolution: str | None = None,
+        train_scale: float | None = None,
     ):
         super().__init__()
         self.root, self.year, self.resolution = root, int(year), resolution
@@ -69,6 +76,8 @@ class DAVISDataModule(pl.LightningDataModule):
         self.cache_dir, self.generated_spec = cache_dir, dict(generated or {})
         self.annotated_frames = [int(i) for i in annotated_frames]
         self.contour_maps = contour_maps
+        self.train_root, self.train_resolution = train_root, train_resolution
+        self.train_scale = None if train_scale is None else float(train_scale)
 
     @cached_property
     def contour_map_reader(self) -> ContourMaps | None:
@@ -84,27 +93,53 @@ class DAVISDataModule(pl.LightningDataModule):
             root = ensure_generated(self.cache_dir, spec)
         return DAVISIndex(root, self.resolution, self.year)
 
+    @cached_property
+    def train_index(self) -> DAVISIndex:
+        """The frames the parent / contour branch learn from (``index`` unless ``train_root``
+        or ``train_resolution`` names another)."""
+        resolution = self.train_resolution or self.resolution
+        if self.train_root is None and resolution == self.resolution:
+            return self.index
+        root = self.index.root if self.train_root is None else self.train_root
+        return DAVISIndex(root, resolution, self.year)
+
+    @property
+    def training_scale(self) -> float:
+        """``train_scale``, else ``scale`` times the ratio of the two resolutions' heights, so
+        that training and evaluated frames reach the network at one size (``scale=0.3`` of 480p
+        trains at 0.6 of 240p). Resolutions not named ``<H>p`` keep ``scale``."""
+        if self.train_scale is not None:
+            return self.train_scale
+        eval_h, train_h = _height(self.resolution), _height(self.train_index.resolution)
+        return self.scale * eval_h / train_h if eval_h and train_h else self.scale
+
     @property
     def data_root(self) -> Path:
         return self.index.root
+
+    @property
+    def train_data_root(self) -> Path:
+        return self.train_index.root
 
     @property
     def normalization(self) -> Normalization:
         return get_normalization(self.normalization_name)
 
     def train_names(self) -> list[str]:
-        return self.index.resolve(self.train_sequences, self.train_split)
+        return self.train_index.resolve(self.train_sequences, self.train_split)
 
     def eval_names(self) -> list[str]:
         return self.index.resolve(self.sequences, self.eval_split)
 
-    def check(self, names: Sequence[str], require_masks: str, first_mask_nonempty: bool) -> None:
-        """Validate sequences before any training (see ``validate_sequence``)."""
+    def check(self, names: Sequence[str], require_masks: str, first_mask_nonempty: bool,
+              index: DAVISIndex | None = None) -> None:
+        """Validate sequences of ``index`` (default: the evaluated one) before any training
+        (see ``validate_sequence``)."""
         if self.validate == "none":
             return
         for name in names:
             validate_sequence(
-                self.index.sequence(name), self.year, require_masks=require_masks,
+                (index or self.index).sequence(name), self.year, require_masks=require_masks,
                 decode=self.validate == "full", first_mask_nonempty=first_mask_nonempty,
             )
 
@@ -126,7 +161,8 @@ class DAVISDataModule(pl.LightningDataModule):
         one would (``TrainingDraws``)."""
         seed = torch.initial_seed()
         ds = TrainFrames(
-            self.index, self.train_names(), self.normalization, self.scale, self.augment,
+            self.train_index, self.train_names(), self.normalization, self.training_scale,
+            self.augment,
             self.target, seed=seed,
             contour_maps=self.contour_map_reader,
         )
@@ -152,13 +188,14 @@ class DAVISDataModule(pl.LightningDataModule):
     # Sampler 2: frame 0 (and any extra annotated frames) of one sequence, repeated (online).
     def first_frames(
         self, name: str, length: int, object_id: int | None = None, seed: int = 0,
-        frame_ids: Sequence[int] | None = None, augment: str | None = None,
+        frame_ids: Sequence[int] | None = None, augment: str | None = None, views: int = 0,
     ) -> FirstFrames:
         """The annotated frames (``annotated_frames`` unless ``frame_ids``) of ``name`` as a
-        fine-tuning dataset of ``length`` samples, for one object (None: all of them)."""
+        fine-tuning dataset of ``length`` samples, for one object (None: all of them), augmented
+        by ``augment`` (None: ``self.augment``) in ``views`` fixed warps (``FirstFrames``)."""
         frame_ids = self.annotated_frames if frame_ids is None else frame_ids
         pairs = annotated_pairs(self.index, name, object_id, frame_ids, self.scale)
-        return FirstFrames(pairs, self.normalization, length, augment or self.augment, seed)
+        return FirstFrames(pairs, self.normalization, length, augment or self.augment, seed, views)
 
     # What the online stage asks of any frame source (this one, and the clip data module).
     def object_ids(self, name: str) -> list[int]:
@@ -185,3 +222,9 @@ class DAVISDataModule(pl.LightningDataModule):
 
     def sequence_dataloader(self, name: str) -> DataLoader:
         return self._loader(self.sequence_dataset(name), self.eval_batch_size)
+
+
+def _height(resolution: str) -> int | None:
+    """480 for ``"480p"``; None for names that give no height (``Full-Resolution``)."""
+    match = re.fullmatch(r"(\d+)p", str(resolution))
+    return int(match.group(1)) if match else None

@@ -177,7 +177,9 @@ class FirstFrames(Dataset):
 
     The frames are decoded once (``annotated_pairs``); with the paper's fixed augmentation set
     all 6 versions per frame are computed and normalised once per sequence, so an iteration
-    costs an index lookup rather than a decode and a resize.
+    costs an index lookup rather than a decode and a resize. ``views=N`` does the same for a
+    random augmentation (``pytorch``, ``strong``, ``shift``): N warps per frame, drawn once from
+    ``seed``, then fixed; ``views=0`` draws a new warp for every sample.
     """
 
     def __init__(
@@ -187,14 +189,19 @@ class FirstFrames(Dataset):
         length: int,
         augment: str = "paper",
         seed: int = 0,
+        views: int = 0,
     ):
         self.norm, self.length, self.seed = normalization, int(length), seed
         self.pairs = list(pairs)
         self.augment = None
         if augment == "paper":
             self.pairs = [v for img, msk in self.pairs for v in paper_versions(img, msk)]
-        else:
+        elif augment != "none":
             self.augment = build_augmentation(augment, self.norm.mean_rgb())
+        if self.augment is not None and views > 0:
+            self.pairs = [self._warp(img, msk, draw_seed(seed, k * int(views) + v))
+                          for k, (img, msk) in enumerate(self.pairs) for v in range(int(views))]
+            self.augment = None
         # ``view`` names a fixed version, so that fine-tuning can cache what a frozen trunk
         # prefix computes from it (osvos_pl.tasks.oneshot.FineTuning.frozen_stages)
         self.normalised = [_sample(img, msk, self.norm, False) | {"view": j}
@@ -208,10 +215,15 @@ class FirstFrames(Dataset):
         j = int(rng.integers(len(self.pairs)))
         if self.augment is None:
             return self.normalised[j]
-        image, target = self.pairs[j]
-        self.augment.set_random_seed(int(rng.integers(2**32)))
+        image, target = self._warp(*self.pairs[j], int(rng.integers(2**32)))
+        return _sample(image, target, self.norm, False)
+
+    def _warp(self, image: np.ndarray, target: np.ndarray,
+              seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """One draw of the augmentation, seeded."""
+        self.augment.set_random_seed(seed)
         out = self.augment(image=image, mask=target)
-        return _sample(out["image"], out["mask"], self.norm, False)
+        return out["image"], out["mask"]
 
 
 class SequenceFrames(Dataset):

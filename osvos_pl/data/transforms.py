@@ -8,6 +8,8 @@ Two augmentation sets, chosen by ``data.augment``:
 - ``strong``: ``pytorch`` plus photometric changes (brightness/contrast, hue/saturation, blur)
   and a wider zoom (0.6–1.4), for a parent trained on few sequences: it must not learn their
   colours.
+- ``shift``: ``strong`` plus translation by up to a quarter of each side: one-shot views of an
+  object that moves across the frame (``online.augment``).
 - ``none``: no augmentation.
 """
 
@@ -57,16 +59,28 @@ def paper_versions(image: np.ndarray, mask: np.ndarray) -> list[tuple[np.ndarray
     return out
 
 
-def _flip_and_warp(zoom: tuple[float, float], fill_rgb: tuple[int, int, int]) -> list:
+def _flip_and_warp(zoom: tuple[float, float], fill_rgb: tuple[int, int, int],
+                   shift: float = 0.0) -> list:
     """The PyTorch port's geometry: a flip, then rotation ±30° and a zoom about the centre on
-    the same canvas (bicubic image, nearest mask, borders filled with ``fill_rgb`` and 0)."""
+    the same canvas (bicubic image, nearest mask, borders filled with ``fill_rgb`` and 0);
+    ``shift`` also translates by up to that fraction of each side."""
+    moved = {"translate_percent": (-shift, shift)} if shift else {}
     return [
         A.HorizontalFlip(p=0.5),
         A.Affine(
             rotate=(-30, 30), scale=zoom, interpolation=cv2.INTER_CUBIC,
             mask_interpolation=cv2.INTER_NEAREST, border_mode=cv2.BORDER_CONSTANT,
-            fill=fill_rgb, fill_mask=0, p=1.0,
+            fill=fill_rgb, fill_mask=0, p=1.0, **moved,
         ),
+    ]
+
+
+def _photometric() -> list:
+    """Colour and blur changes: a network must not learn its training sequences' colours."""
+    return [
+        A.RandomBrightnessContrast(brightness_limit=0.25, contrast_limit=0.25, p=0.8),
+        A.HueSaturationValue(hue_shift_limit=15, sat_shift_limit=30, val_shift_limit=0, p=0.8),
+        A.GaussianBlur(blur_limit=(3, 5), p=0.2),
     ]
 
 
@@ -86,13 +100,11 @@ def build_augmentation(name: str, fill_rgb: tuple[int, int, int] = (0, 0, 0)) ->
     if name == "pytorch":
         return A.Compose(_flip_and_warp((0.75, 1.25), fill_rgb))
     if name == "strong":
-        return A.Compose([
-            *_flip_and_warp((0.6, 1.4), fill_rgb),
-            A.RandomBrightnessContrast(brightness_limit=0.25, contrast_limit=0.25, p=0.8),
-            A.HueSaturationValue(hue_shift_limit=15, sat_shift_limit=30, val_shift_limit=0, p=0.8),
-            A.GaussianBlur(blur_limit=(3, 5), p=0.2),
-        ])
-    raise ConfigError(f"data.augment={name!r} is unknown; choose paper, pytorch, strong or none")
+        return A.Compose([*_flip_and_warp((0.6, 1.4), fill_rgb), *_photometric()])
+    if name == "shift":
+        return A.Compose([*_flip_and_warp((0.6, 1.4), fill_rgb, shift=0.25), *_photometric()])
+    raise ConfigError(f"data.augment={name!r} is unknown; choose paper, pytorch, strong, shift "
+                      "or none")
 
 
 def mask_boundary(mask: np.ndarray, width: int = 1) -> np.ndarray:

@@ -15,13 +15,14 @@ from osvos_pl.report.sources import find_runs, wandb_runs
 from osvos_pl.report.tables import (
     Table,
     ablation_table,
+    choice_table,
     incomplete_table,
     sequence_table,
     sweep_table,
 )
 from osvos_pl.utils.atomic import atomic_path
 
-TABLES = ("ablation", "sweep", "sequences", "all")
+TABLES = ("ablation", "sweep", "sequences", "choice", "all")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="run or multirun folders, searched recursively (--source files)")
     parser.add_argument("--format", choices=FORMATS, default="md")
     parser.add_argument("--table", choices=TABLES, default="all",
-                        help="which table (csv holds exactly one; default: all)")
+                        help="which table (csv holds exactly one; default: all; choice: one "
+                             "row per run with the settings the runs differ in)")
     parser.add_argument("--out", type=Path, help="write the report here instead of stdout")
     parser.add_argument("--plot", type=Path, metavar="FILE.png",
                         help="also write the sweep figure (scores vs iterations and vs seconds)")
@@ -63,6 +65,8 @@ def build_tables(runs: list[Run], which: str) -> list[Table]:
         tables.append(ablation_table(runs))
     if which in ("sweep", "all"):
         tables.append(sweep_table(runs))
+    if which == "choice":
+        tables.append(choice_table(runs))
     if which in ("sequences", "all"):
         scored = [run for run in runs if run.complete and run.record.get("sequences")]
         if which == "sequences" and not scored:

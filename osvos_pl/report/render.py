@@ -54,6 +54,8 @@ def _shown(key: str, value: object, missing: str) -> str:
     if isinstance(value, float):
         if key.startswith("Δ"):
             return f"{100 * value:+.1f}"
+        if key.startswith("J "):  # one object's J (choice table)
+            return f"{value:.3f}"
         return f"{100 * value:.1f}" if key in FRACTION_KEYS else f"{value:.2f}"
     return str(value)
 

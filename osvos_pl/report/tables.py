@@ -14,6 +14,7 @@ import json
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from osvos_pl.records import STAT_KEYS, merge_records
 from osvos_pl.report.runs import METHODS, ReportError, Run, setting
@@ -96,6 +97,45 @@ def sequence_table(run: Run) -> Table:
         table.append({"object": name, **{key: row.get(key) for key in STAT_KEYS},
                       "frames": row.get("frames"), "finetune_seconds": seconds})
     return table
+
+
+CHOICE_PREFIXES = ("online.", "optim.", "data.scale", "data.augment", "parent_ckpt",
+                   "contour_ckpt", "contour_maps", "snapping", "model.")
+"""Settings a choice table shows where its runs differ (the knobs a dev protocol chooses)."""
+
+
+def choice_table(runs: Iterable[Run]) -> Table:
+    """One row per complete online run: the settings in which the runs differ, the scores, the
+    worst object's J and the fine-tuning seconds per sequence, then J per object. Rows are in
+    the order given (sort the paths): what a dev protocol chooses a setting from."""
+    runs = [run for run in runs if run.complete and run.stage == "online"]
+    flat = [_flatten(run.config) for run in runs]
+    keys = sorted({k for f in flat for k in f if k.startswith(CHOICE_PREFIXES)})
+    varying = [k for k in keys if len({json.dumps(f.get(k), default=str) for f in flat}) > 1]
+    table = Table("Choice: scores of each run, and the settings in which the runs differ")
+    for run, values in zip(runs, flat):
+        record = run.record
+        per_object = {name: row.get("J-Mean") for name, row in record.get("sequences", {}).items()}
+        worst = min(per_object, key=lambda n: per_object[n]) if per_object else None
+        table.append({
+            "run": Path(run.source).name, **{k: str(values.get(k)) for k in varying},
+            **{key: record["global"].get(key) for key in ("J&F-Mean", "J-Mean", "F-Mean")},
+            "worst": f"{worst} {per_object[worst]:.3f}" if worst else None,
+            "finetune_seconds": _finetune_seconds(record),
+            **{f"J {name}": j for name, j in per_object.items()},
+        })
+    return table
+
+
+def _flatten(config: Mapping, prefix: str = "") -> dict:
+    """``{"a.b": value}`` for every leaf of a nested config."""
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def incomplete_table(runs: Iterable[Run]) -> Table:

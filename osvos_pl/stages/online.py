@@ -39,8 +39,9 @@ def segment_sequence(segmenter: OneShotSegmenter, dm, name: str, output_dir: Pat
     """
     pl.seed_everything(seed, workers=True, verbose=False)
     ids, multi = dm.object_ids(name), dm.is_multi_object(name)
-    datasets = {oid: dm.first_frames(name, segmenter.finetuning.samples,
-                                     object_id=oid if multi else None, seed=seed)
+    ft = segmenter.finetuning
+    datasets = {oid: dm.first_frames(name, ft.samples, object_id=oid if multi else None,
+                                     seed=seed, augment=ft.augment, views=ft.views)
                 for oid in ids}
     nets, finetune_seconds = segmenter.finetune(datasets)
     stems = dm.frame_names(name)

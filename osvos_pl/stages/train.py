@@ -117,6 +117,7 @@ def run_training(
             "checkpoint": str(final),
             "last_checkpoint": str(last),
             "data_root": str(dm.data_root),
+            "train_root": str(dm.train_data_root),
         },
         "train_sequences": train_names,
         "eval_sequences": eval_names,

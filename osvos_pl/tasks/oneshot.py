@@ -47,6 +47,13 @@ class FineTuning:
     - ``scheduler``: ``scheduler(optimizer, total_steps)`` → a per-update lr scheduler (e.g.
       :func:`warmup_cosine`); None keeps the lr constant. ``lr`` (None: the optimizer's own)
       is its peak: one-shot fine-tuning has its own lr, apart from the parent's.
+
+    What keeps it from forgetting the parent (docs/method.md#one-shot-that-does-not-forget):
+
+    - ``augment`` (None: the data module's) and ``views``: the views of the annotated frame
+      (``FirstFrames``); random warps fixed once (``views=N``) are cached like the paper's 6.
+    - ``l2sp``: the L2-SP penalty ``l2sp * Σ ||w - w_parent||²`` over the trained weights, a
+      pull toward the parent's solution (Li et al., ICML 2018).
     """
 
     def __init__(
@@ -60,8 +67,12 @@ class FineTuning:
         scale: float = 1.0,
         scheduler: Callable[[torch.optim.Optimizer, int], object] | None = None,
         lr: float | None = None,
+        augment: str | None = None,
+        views: int = 0,
+        l2sp: float = 0.0,
     ):
         self.iterations, self.accumulate = int(iterations), int(accumulate)
+        self.augment, self.views, self.l2sp = augment, int(views), float(l2sp)
         if lr is not None:
             optimizer = functools.partial(optimizer, lr=float(lr))
         self.optimizer, self.param_groups, self.loss = optimizer, param_groups, loss
@@ -102,14 +113,24 @@ class FineTuningTask(SegmentationTask):
                          normalization=normalization, deep_supervision=False, log_images=0)
         self.finetuning = finetuning
         self._views: dict[int, tuple] = {}
+        self._anchor = ({n: p.detach().clone() for n, p in net.named_parameters() if p.requires_grad}
+                        if finetuning.l2sp > 0 else {})
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         taps, x, size, target = self.prefix(batch)
         logits = self.net.forward_fused_from(taps, x, self.finetuning.frozen_stages, size)
-        loss = self.loss(logits, target)
-        self.log_dict({"train/loss": loss, "train/fuse_loss": loss}, on_step=True, batch_size=1)
+        fuse_loss = self.loss(logits, target)
+        loss = fuse_loss + self.finetuning.l2sp * self._distance() if self._anchor else fuse_loss
+        self.log_dict({"train/loss": loss, "train/fuse_loss": fuse_loss}, on_step=True,
+                      batch_size=1)
         self.log("loss", loss, prog_bar=True, logger=False, batch_size=1)
         return loss
+
+    def _distance(self) -> torch.Tensor:
+        """``Σ ||w - w_parent||²`` over the weights fine-tuning trains (L2-SP)."""
+        params = dict(self.net.named_parameters())
+        return sum(((params[n] - w0) ** 2).sum() for n, w0 in self._anchor.items()
+                   if params[n].requires_grad)
 
     @torch.no_grad()
     def prefix(self, batch: dict) -> tuple[list[torch.Tensor], torch.Tensor, tuple, torch.Tensor]:
