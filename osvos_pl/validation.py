@@ -68,6 +68,8 @@ def validate_config(cfg: DictConfig, stages: Container[str]) -> None:
         if value is not None and value not in AUGMENTATIONS:
             raise ConfigError(f"{key}={value!r}; choose {', '.join(AUGMENTATIONS)}")
     _number(cfg, "online.views", int, 0)
+    if cfg.online.get("calibration", "none") not in ("none", "prior"):
+        raise ConfigError(f"online.calibration={cfg.online.calibration!r}; choose none or prior")
     _number(cfg, "online.l2sp", float, 0.0)
     source = cfg.contour.source
     if source not in CONTOUR_SOURCES:

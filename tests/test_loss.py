@@ -125,3 +125,35 @@ def test_refuses_mismatched_shapes_and_unknown_reduction():
         class_balanced_bce(torch.zeros(1, 1, 4, 4), torch.zeros(1, 4, 4))
     with pytest.raises(ValueError, match="reduction"):
         class_balanced_bce(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4), reduction="none")
+
+
+def test_balanced_to_posterior_inverts_the_class_balancing():
+    """The balanced loss's optimum for true probability q is p = (1-f)q / ((1-f)q + f(1-q));
+    ``balanced_to_posterior`` maps it back to q, and q > 0.5 exactly where p > 1 - f."""
+    import numpy as np
+
+    from osvos_pl.model.loss import balanced_to_posterior
+
+    q = np.linspace(0.01, 0.99, 99)
+    for f in (0.02, 0.1, 0.5, 0.8):
+        p = (1 - f) * q / ((1 - f) * q + f * (1 - q))
+        np.testing.assert_allclose(balanced_to_posterior(p, f), q, rtol=1e-10)
+        grid = np.linspace(0.0005, 0.9995, 1000)  # no point on the boundary 1 - f itself
+        assert np.array_equal(balanced_to_posterior(grid, f) > 0.5, grid > 1 - f)
+
+
+def test_balanced_loss_optimum_is_the_biased_probability():
+    """Numerically: on pixels that are foreground with probability q, the balanced loss of an
+    image with foreground share f is minimised by the biased p of the formula above."""
+    f, q = 0.1, 0.3
+    logit = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.SGD([logit], lr=2.0)
+    for _ in range(500):
+        optimizer.zero_grad()
+        p = torch.sigmoid(logit)
+        # expected weighted BCE of the ambiguous pixels: share q foreground (weight 1-f), rest bg (f)
+        loss = -((1 - f) * q * torch.log(p) + f * (1 - q) * torch.log(1 - p))
+        loss.backward()
+        optimizer.step()
+    expected = (1 - f) * q / ((1 - f) * q + f * (1 - q))
+    assert float(torch.sigmoid(logit)) == pytest.approx(expected, abs=1e-3)

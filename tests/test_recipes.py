@@ -43,3 +43,40 @@ def test_ablation_recipe_table_equals_run_records(tmp_path):
                 method, key)
     latex = (out / "ablation.tex").read_text()
     assert sum(line.strip().startswith(m) for m in expected for line in latex.splitlines()) == 4
+
+
+@pytest.mark.slow
+def test_official_split_recipe_trains_on_train_scores_val_and_adds_the_reference_row(
+        tmp_path, davis_sample, davis_train_240p, vgg_weights):
+    """The paper's protocol at smoke scale: the parent learns from DAVIS 2016 train at 240p
+    without the dev sequence and is selected on it; every scored run reads the 480p val sample;
+    the -OS fit check reads the train root; the authors' masks become a reference row."""
+    import json
+
+    published = davis_sample.parent / "osvos-published" / "davis2016-val"
+    out = tmp_path / "ablation"
+    env = {
+        **os.environ, "PYTHON": sys.executable, "WANDB_MODE": "disabled",
+        "TRAIN_ROOT": str(davis_train_240p), "TRAIN_RES": "240p", "EVAL_SPLIT": "val",
+        "DEV_SEQ": "dog-agility", "FIT_SEQ": "rollerblade", "DATA_SCALE": "0.1",
+        "CONTOUR_MAPS": str(davis_sample / "Contours" / "480p"), "REFERENCE": str(published),
+        "OVERRIDES": f"model.weights={vgg_weights} logger=none data.num_workers=0",
+    }
+    proc = subprocess.run(["bash", str(REPO / "experiments" / "ablation.sh"), str(davis_sample),
+                           "smoke", str(out)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    parent = read_record(out / "parent" / "metrics.json")
+    assert parent["eval_sequences"] == ["dog-agility"]
+    assert len(parent["train_sequences"]) == 29 and "dog-agility" not in parent["train_sequences"]
+    assert parent["config"]["data"]["scale"] == pytest.approx(0.2)  # 0.1 of 480p = 0.2 of 240p
+    for run in ("osvos", "osvos-maps", "bs", "pn", "os"):
+        record = read_record(out / run / "metrics.json")
+        assert sorted(record["sequences"]) == ["blackswan", "car-shadow"], run
+    fit = read_record(out / "fit" / "os-train" / "metrics.json")
+    assert list(fit["sequences"]) == ["rollerblade"]
+    reference = json.loads((out / "reference.json").read_text())
+    rows = (out / "ablation.md").read_text()
+    assert "OSVOS, the authors' published masks" in rows
+    assert f"{100 * reference['global']['J&F-Mean']:.1f}" in rows
+    assert "| parent |" in (out / "steps.md").read_text()

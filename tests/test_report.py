@@ -311,3 +311,21 @@ def test_choice_table_shows_the_settings_that_differ_and_each_runs_scores(tmp_pa
         assert float(row["J&F-Mean"]) == pytest.approx(rec["global"]["J&F-Mean"], abs=1e-4)
         assert float(row["J bear"]) == pytest.approx(base, abs=1e-4)
         assert row["worst"].startswith("surf")
+
+
+def test_reference_record_adds_a_labelled_row_with_its_difference_to_osvos(ablation, tmp_path,
+                                                                          capsys):
+    """``--reference LABEL=RECORD`` (an ``evaluate --out`` record, e.g. the authors' masks)."""
+    ref = record(scores(0.85))
+    path = tmp_path / "authors.json"
+    path.write_text(json.dumps({"global": ref["global"], "sequences": ref["sequences"]}))
+    code, text, _ = run_cli([str(ablation["root"]), "--table", "ablation", "--format", "csv",
+                             "--reference", f"authors' masks={path}"], tmp_path, capsys)
+    assert code == 0
+    rows = {r["method"]: r for r in csv.DictReader(io.StringIO(text))}
+    full = ablation["records"]["OSVOS"]["global"]["J&F-Mean"]
+    assert float(rows["authors' masks"]["J&F-Mean"]) == pytest.approx(ref["global"]["J&F-Mean"])
+    assert float(rows["authors' masks"]["ΔJ&F-Mean"]) == pytest.approx(
+        ref["global"]["J&F-Mean"] - full)
+    code, _, err = run_cli([str(ablation["root"]), "--reference", str(path)], tmp_path, capsys)
+    assert code == 2 and "LABEL=PATH" in err

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from osvos_pl.data.io import read_image, read_mask
+from osvos_pl.errors import ConfigError
 from osvos_pl.metrics import db_eval_boundary, db_eval_iou
 from osvos_pl.snapping import MASK_THRESHOLD, UCM_THRESHOLD, majority_vote, snap, superpixels
 
@@ -378,3 +379,30 @@ def test_snap_objects_rejects_bad_inputs(probs, edges, kwargs, match):
 
     with pytest.raises(ValueError, match=match):
         snap_objects(probs, edges, **kwargs)
+
+
+def test_prior_calibration_keeps_only_what_passes_the_balance_corrected_threshold():
+    """``calibration="prior"``: an object that was 10 % of its annotated frame is foreground
+    where p > 0.9 (posterior > 0.5), not p > 0.5; two objects merge by posterior."""
+    from tests.helpers import cpu_engine, segmenter
+
+    p = np.full((32, 32), 0.05)
+    p[4:12, 4:12], p[16:28, 16:28] = 0.95, 0.7  # sure / unsure under the balanced loss
+    logits = np.log(p / (1 - p))
+    batch = {"image": torch.zeros(1, 3, 32, 32), "native_hw": torch.tensor([[32, 32]]),
+             "frame": torch.tensor([0])}
+    seg = segmenter(cpu_engine(Path(".")))
+    (_, plain), = seg.segment({1: _FixedLogits(logits)}, [batch])
+    seg.calibration = "prior"
+    (_, calibrated), = seg.segment({1: _FixedLogits(logits)}, [batch], foreground={1: 0.1})
+    assert plain[4:12, 4:12].all() and plain[16:28, 16:28].all()
+    assert calibrated[4:12, 4:12].all() and not calibrated[16:28, 16:28].any()
+    # object 2 (share 0.5, only the second square at 0.7) owns it: posterior 0.7 beats object
+    # 1's 0.21 there, though the raw probabilities tie
+    p2 = np.full((32, 32), 0.05)
+    p2[16:28, 16:28] = 0.7
+    (_, merged), = seg.segment({1: _FixedLogits(logits), 2: _FixedLogits(np.log(p2 / (1 - p2)))},
+                               [batch], foreground={1: 0.1, 2: 0.5})
+    assert (merged[4:12, 4:12] == 1).all() and (merged[16:28, 16:28] == 2).all()
+    with pytest.raises(ConfigError, match="foreground share"):
+        list(seg.segment({1: _FixedLogits(logits)}, [batch]))

@@ -193,6 +193,8 @@ class FirstFrames(Dataset):
     ):
         self.norm, self.length, self.seed = normalization, int(length), seed
         self.pairs = list(pairs)
+        #: the object's share of the annotated frame(s): the class balance fine-tuning learns
+        self.foreground = float(np.mean([(m > 0).mean() for _, m in self.pairs]))
         self.augment = None
         if augment == "paper":
             self.pairs = [v for img, msk in self.pairs for v in paper_versions(img, msk)]

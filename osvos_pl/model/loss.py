@@ -6,6 +6,11 @@ foreground pixels weigh w+ = |Y-|/|Y| and background pixels w- = |Y+|/|Y|. The w
 computed per image, as the authors' Caffe layer does (the PyTorch port pools the counts
 over the batch; with batch 1, as in the paper, the two agree). An image without foreground
 thus contributes zero loss, again as in Caffe.
+
+The weighting moves the loss's optimum: for a pixel whose true foreground probability is q,
+the network learns p = w+ q / (w+ q + w- (1 - q)), so p > 0.5 already where q > |Y+|/|Y| (a
+tenth, for an object a tenth of the frame): masks come out too large wherever the network is
+unsure. :func:`balanced_to_posterior` inverts that map.
 """
 
 from __future__ import annotations
@@ -14,6 +19,17 @@ import torch
 import torch.nn.functional as F
 
 REDUCTIONS = ("sum", "mean")
+
+
+def balanced_to_posterior(prob, foreground: float):
+    """Undo the class balancing: ``q = f p / (f p + (1 - f)(1 - p))`` for a network trained with
+    the balanced loss on frames whose foreground share is ``f`` (e.g. the annotated frame's).
+
+    ``prob``: probabilities (array or tensor, any shape); ``q > 0.5`` exactly where
+    ``p > 1 - f``. ``f`` is clipped to [1e-4, 1 - 1e-4] so that no pixel is forced to a class.
+    """
+    f = min(max(float(foreground), 1e-4), 1 - 1e-4)
+    return f * prob / (f * prob + (1 - f) * (1 - prob))
 
 
 def class_balanced_bce(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, help="write the report here instead of stdout")
     parser.add_argument("--plot", type=Path, metavar="FILE.png",
                         help="also write the sweep figure (scores vs iterations and vs seconds)")
+    parser.add_argument("--reference", action="append", default=[], metavar="LABEL=RECORD",
+                        help="add a reference row (ablation and choice tables) from a record "
+                             "that `python -m osvos_pl.evaluate --out` wrote, e.g. the authors' "
+                             "published masks; repeatable")
     parser.add_argument("--source", choices=("files", "wandb"), default="files")
     parser.add_argument("--project", metavar="ENTITY/PROJECT", help="W&B project (--source wandb)")
     parser.add_argument("--group", help="only this W&B group (--source wandb)")
@@ -58,15 +63,36 @@ def load_runs(args: argparse.Namespace) -> list[Run]:
     return find_runs(args.paths)
 
 
-def build_tables(runs: list[Run], which: str) -> list[Table]:
-    """The requested tables; "sequences" gives one table per complete run with scores."""
+def load_references(specs: Sequence[str]) -> dict[str, dict]:
+    """``LABEL=PATH`` → ``{LABEL: record}`` of evaluation records (``evaluate --out``)."""
+    references = {}
+    for spec in specs:
+        label, sep, path = spec.partition("=")
+        if not sep or not label or not path:
+            raise ReportError(f"--reference {spec!r}: write it as LABEL=PATH (a record written "
+                              "by `python -m osvos_pl.evaluate --out PATH`)")
+        try:
+            record = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ReportError(f"--reference {label}: cannot read {path}: {exc}") from None
+        if not isinstance(record, dict) or not record.get("global") or "sequences" not in record:
+            raise ReportError(f"--reference {label}: {path} has no global and per-sequence "
+                              "scores; write it with `python -m osvos_pl.evaluate --out`")
+        references[label] = record
+    return references
+
+
+def build_tables(runs: list[Run], which: str,
+                 references: dict[str, dict] | None = None) -> list[Table]:
+    """The requested tables; "sequences" gives one table per complete run with scores;
+    ``references`` add labelled rows to the ablation and choice tables."""
     tables = []
     if which in ("ablation", "all"):
-        tables.append(ablation_table(runs))
+        tables.append(ablation_table(runs, references))
     if which in ("sweep", "all"):
         tables.append(sweep_table(runs))
     if which == "choice":
-        tables.append(choice_table(runs))
+        tables.append(choice_table(runs, references))
     if which in ("sequences", "all"):
         scored = [run for run in runs if run.complete and run.record.get("sequences")]
         if which == "sequences" and not scored:
@@ -76,7 +102,7 @@ def build_tables(runs: list[Run], which: str) -> list[Table]:
 
 
 def _document(runs: list[Run], args: argparse.Namespace) -> str:
-    tables = build_tables(runs, args.table)
+    tables = build_tables(runs, args.table, load_references(args.reference))
     missing = incomplete_table(runs)
     if args.format == "csv":
         if len(tables) != 1:

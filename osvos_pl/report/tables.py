@@ -42,8 +42,9 @@ class Table(list):
         self.notes = list(notes)
 
 
-def ablation_table(runs: Iterable[Run]) -> Table:
-    """The paper's ablation: one row per method found (OSVOS, -BS, -PN, -OS), with differences
+def ablation_table(runs: Iterable[Run], references: Mapping[str, Mapping] | None = None) -> Table:
+    """The paper's ablation: one row per method found (OSVOS, -BS, -PN, -OS), then one per
+    reference record (e.g. the authors' published masks, ``evaluate --out``), with differences
     to the OSVOS row (``ΔJ-Mean``, ``ΔF-Mean``, ``ΔJ&F-Mean``; None without an OSVOS row)."""
     by_method: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
@@ -54,6 +55,9 @@ def ablation_table(runs: Iterable[Run]) -> Table:
     for method in (m for m in METHODS if m in by_method):
         record = _combine(method, by_method[method], table.notes)
         table.append({"method": method, **_scores(record), "objects": len(record["sequences"])})
+    for label, record in (references or {}).items():
+        table.append({"method": label, **_scores(record), "objects": len(record["sequences"])})
+        table.notes.append(f"{label}: a reference record, not a run of this report")
     full = next((row for row in table if row["method"] == "OSVOS"), None)
     for row in table:
         for key in DELTA_KEYS:
@@ -104,25 +108,27 @@ CHOICE_PREFIXES = ("online.", "optim.", "data.scale", "data.augment", "parent_ck
 """Settings a choice table shows where its runs differ (the knobs a dev protocol chooses)."""
 
 
-def choice_table(runs: Iterable[Run]) -> Table:
+def choice_table(runs: Iterable[Run], references: Mapping[str, Mapping] | None = None) -> Table:
     """One row per complete online run: the settings in which the runs differ, the scores, the
-    worst object's J and the fine-tuning seconds per sequence, then J per object. Rows are in
-    the order given (sort the paths): what a dev protocol chooses a setting from."""
+    worst object's J and the fine-tuning seconds per sequence, then J per object; then one row
+    per reference record. Rows are in the order given (sort the paths): what a dev protocol
+    chooses a setting from, or a per-sequence comparison of methods."""
     runs = [run for run in runs if run.complete and run.stage == "online"]
     flat = [_flatten(run.config) for run in runs]
     keys = sorted({k for f in flat for k in f if k.startswith(CHOICE_PREFIXES)})
     varying = [k for k in keys if len({json.dumps(f.get(k), default=str) for f in flat}) > 1]
     table = Table("Choice: scores of each run, and the settings in which the runs differ")
-    for run, values in zip(runs, flat):
-        record = run.record
-        per_object = {name: row.get("J-Mean") for name, row in record.get("sequences", {}).items()}
+    rows = [(Path(run.source).name, values, run.record) for run, values in zip(runs, flat)]
+    rows += [(label, {}, record) for label, record in (references or {}).items()]
+    for name, values, record in rows:
+        per_object = {obj: row.get("J-Mean") for obj, row in record.get("sequences", {}).items()}
         worst = min(per_object, key=lambda n: per_object[n]) if per_object else None
         table.append({
-            "run": Path(run.source).name, **{k: str(values.get(k)) for k in varying},
+            "run": name, **{k: str(values[k]) if k in values else None for k in varying},
             **{key: record["global"].get(key) for key in ("J&F-Mean", "J-Mean", "F-Mean")},
             "worst": f"{worst} {per_object[worst]:.3f}" if worst else None,
             "finetune_seconds": _finetune_seconds(record),
-            **{f"J {name}": j for name, j in per_object.items()},
+            **{f"J {obj}": j for obj, j in per_object.items()},
         })
     return table
 

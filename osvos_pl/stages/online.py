@@ -47,7 +47,9 @@ def segment_sequence(segmenter: OneShotSegmenter, dm, name: str, output_dir: Pat
     stems = dm.frame_names(name)
     start = time.perf_counter()
     pred, gt, unsnapped = {}, {}, Counter()
-    for item, labels in segmenter.segment(nets, dm.sequence_dataloader(name), sequence=name):
+    foreground = {oid: ds.foreground for oid, ds in datasets.items()}
+    for item, labels in segmenter.segment(nets, dm.sequence_dataloader(name), sequence=name,
+                                          foreground=foreground):
         stop_if_signalled()  # a stop noted during the fine-tuning's last update
         i = int(item["frame"])
         if item["snapped"] not in (None, "snapped"):

@@ -23,10 +23,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from osvos_pl.errors import ConfigError
 from osvos_pl.loggers import PrefixedLogger
+from osvos_pl.model.loss import balanced_to_posterior
 from osvos_pl.model.osvos import STAGE_ENDS, freeze_stages, native_probabilities
 from osvos_pl.model.param_groups import ParamGroups
 from osvos_pl.snapping import MASK_THRESHOLD, MIN_SUPERPIXELS, UCM_THRESHOLD, snap_objects
 from osvos_pl.tasks.segmentation import SegmentationTask
+
+#: How probabilities are read before the threshold: as the network gives them, or as posteriors
+#: under the annotated frame's class balance (``balanced_to_posterior``)
+CALIBRATIONS = ("none", "prior")
 
 #: ``(sequence, frame indices, image batch, native (H, W))`` → a contour map per frame (or None)
 ContourSource = Callable[[str, Sequence[int], torch.Tensor, tuple[int, int]], list]
@@ -184,6 +189,7 @@ class OneShotSegmenter:
         ucm_threshold: float = UCM_THRESHOLD,
         snap_mask_threshold: float = MASK_THRESHOLD,
         min_superpixels: int = MIN_SUPERPIXELS,
+        calibration: str = "none",
         *,
         parent: torch.nn.Module,
         engine,
@@ -194,6 +200,9 @@ class OneShotSegmenter:
         self.finetuning, self.threshold = finetuning, float(threshold)
         self.ucm_threshold, self.snap_mask_threshold = float(ucm_threshold), float(snap_mask_threshold)
         self.min_superpixels = int(min_superpixels)
+        if calibration not in CALIBRATIONS:
+            raise ConfigError(f"online.calibration={calibration!r}; choose one of {CALIBRATIONS}")
+        self.calibration = calibration
         self.parent, self.engine, self.contours = parent, engine, contours
         self.callbacks, self.progress = list(callbacks), progress
         self.loggers: Sequence[Logger] = ()
@@ -250,14 +259,25 @@ class OneShotSegmenter:
     @torch.inference_mode()
     def segment(
         self, nets: Mapping[int, torch.nn.Module], batches: Iterable[dict], sequence: str = "",
+        foreground: Mapping[int, float] | None = None,
     ) -> Iterator[tuple[dict, np.ndarray]]:
         """Yield ``(item, (H, W) uint8 labels)`` per frame in stream order.
 
         ``item`` holds the batch entries of that frame (``frame``, and ``raw`` when the loader
         provides it) and ``snapped``: None without contours, else ``"snapped"`` or why the frame
         was left as it is (``"no-map"``, or a skip of ``osvos_pl.snapping.snap_objects``).
+        With ``calibration="prior"``, each object's probabilities are first turned into
+        posteriors under its share of the annotated frame, ``foreground[id]``
+        (``balanced_to_posterior``): the balanced loss's bias toward large masks undone
+        before thresholding, snapping and merging.
         """
         ids = np.array(list(nets), np.uint8)
+        shares = None
+        if self.calibration == "prior":
+            if foreground is None or set(foreground) != set(nets):
+                raise ConfigError("online.calibration=prior needs the annotated frame's "
+                                  "foreground share of every object")
+            shares = [foreground[oid] for oid in nets]
         layout = torch.channels_last if self.engine.nhwc_inference else torch.preserve_format
         for net in nets.values():
             net.eval().to(self.engine.device, memory_format=layout)
@@ -267,6 +287,8 @@ class OneShotSegmenter:
                 image = image.contiguous(memory_format=torch.channels_last)
             native = tuple(int(v) for v in batch["native_hw"][0])
             probs = np.stack([self.probabilities(n, image, native) for n in nets.values()])
+            if shares is not None:
+                probs = np.stack([balanced_to_posterior(p, f) for p, f in zip(probs, shares)])
             snapped = [None] * probs.shape[1]
             if self.contours is not None:
                 frames = [int(f) for f in batch["frame"]]

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Every setting chosen on training sequences, never on the scored split: a parent trained
+# without DEV_SEQ (selected on them), then one-shot variants fine-tuned on the first frame of
+# each DEV_SEQ sequence and scored on the rest of it, then one choice table.
+#   DEV_SEQ=a,b,c experiments/dev.sh TRAIN_ROOT [paper|cpu|quick|smoke] [OUT]
+# TRAIN_RES as in common.sh; PARENT=path/to/parent.ckpt reuses a parent (the ablation recipe's
+# with the same DEV_SEQ is the same run); CONTOUR=path/to/contour.ckpt adds the snapping rows.
+# The committed run (experiments/results/dev-davis2016-train-cpu):
+#   DEV_SEQ=bmx-bumps,dance-jump,dog-agility,drift-turn,motocross-bumps TRAIN_RES=240p \
+#   experiments/dev.sh ../shared/data/davis2016-train-240p cpu
+export TRAIN_ROOT=$1
+source "$(dirname "$0")/common.sh"
+OUT=${3:-experiments/results/dev-$SCALE}
+mkdir -p "$OUT"
+: "${DEV_SEQ:?DEV_SEQ=comma-separated training sequences to choose settings on}"
+set -x
+P=${PARENT:-}
+if [ -z "$P" ]; then
+  step parent $PY -m osvos_pl +experiment=parent $PARENT_ARGS $PARENT_DATA parent.updates=$PARENT_UPDATES parent.accumulate=$ACC hydra.run.dir=$OUT/parent
+  P=$OUT/parent/checkpoints/best.ckpt
+fi
+DEV="$TRAIN_DATA data.resolution=$TRAIN_RES data.scale=$TRAIN_SCALE data.sequences=[$DEV_SEQ] ${OVERRIDES:-}"
+# NAME | overrides of the -BS run (online.* and optim.*); the first is the shipped default
+CHOICES=(
+  "os|online.iterations=0"
+  "default|"
+  "lr1e-4|optim.finetune_lr=1e-4"
+  "lr3e-5|optim.finetune_lr=3e-5"
+  "it50|online.iterations=50"
+  "it200|online.iterations=200"
+  "l2sp1e-3|online.l2sp=1e-3"
+  "l2sp1e-2|online.l2sp=1e-2"
+  "shift12|online.augment=shift online.views=12"
+  "strong12|online.augment=strong online.views=12"
+  "th0.7|online.threshold=0.7"
+  "pn|parent_ckpt=null"
+)
+for choice in "${CHOICES[@]}"; do
+  name=${choice%%|*}; args=${choice#*|}
+  base="parent_ckpt=$P online.iterations=$ITERS"  # unless the choice sets them itself
+  [[ $args == *parent_ckpt=* ]] && base=${base/parent_ckpt=$P/}
+  [[ $args == *online.iterations=* ]] && base=${base/online.iterations=$ITERS/}
+  step "$name" $PY -m osvos_pl +experiment=online_bs $DEV $base $args hydra.run.dir=$OUT/oneshot/$name
+done
+$PY -m osvos_pl.report $(for c in "${CHOICES[@]}"; do echo $OUT/oneshot/${c%%|*}; done) --table choice --format md --out $OUT/choice.md
+cat $OUT/choice.md $OUT/steps.md
