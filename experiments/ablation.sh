@@ -2,7 +2,8 @@
 # The paper's ablation (Table 1 rows OSVOS, -BS, -PN, -OS) end to end, then the tables.
 #   experiments/ablation.sh ROOT|generated [paper|cpu|quick|smoke] [OUT]
 # The protocol's data (TRAIN_ROOT, TRAIN_RES, EVAL_SPLIT, DEV_SEQ) is described in common.sh.
-# PARENT=path/to/parent.ckpt reuses a parent instead of training one; CONTOUR_MAPS=DIR trains the
+# PARENT=path/to/parent.ckpt reuses a parent instead of training one, CONTOUR=path/to/contour.ckpt
+# a contour branch; CONTOUR_MAPS=DIR trains the
 # contour branch on the maps of the scored sequences (no mask involved) and adds the row that
 # snaps to them directly; FIT_SEQ=a,b,c scores the parent (-OS) on some of its own training
 # sequences; REFERENCE=DIR adds a row for a folder of published masks (<seq>/NNNNN.png),
@@ -30,8 +31,11 @@ if [ -n "$MAPS" ]; then
 else
   CONTOUR_DATA="$PARENT_DATA"
 fi
-step contour $PY -m osvos_pl +experiment=contour $CONTOUR_ARGS $CONTOUR_DATA contour.updates=$CONTOUR_UPDATES contour.accumulate=$ACC hydra.run.dir=$OUT/contour
-C=$OUT/contour/contour.ckpt
+C=${CONTOUR:-}
+if [ -z "$C" ]; then
+  step contour $PY -m osvos_pl +experiment=contour $CONTOUR_ARGS $CONTOUR_DATA contour.updates=$CONTOUR_UPDATES contour.accumulate=$ACC hydra.run.dir=$OUT/contour
+  C=$OUT/contour/contour.ckpt
+fi
 RUNS="$OUT/osvos"
 step OSVOS $PY -m osvos_pl +experiment=online $COMMON online.iterations=$ITERS parent_ckpt=$P contour_ckpt=$C $SNAP_ARGS hydra.run.dir=$OUT/osvos
 if [ -n "$MAPS" ]; then

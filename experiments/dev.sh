@@ -20,27 +20,41 @@ if [ -z "$P" ]; then
   P=$OUT/parent/checkpoints/best.ckpt
 fi
 DEV="$TRAIN_DATA data.resolution=$TRAIN_RES data.scale=$TRAIN_SCALE data.sequences=[$DEV_SEQ] ${OVERRIDES:-}"
-# NAME | overrides of the -BS run (online.* and optim.*); the first is the shipped default
+# NAME | overrides of the -BS run (online.* and optim.*); "default" is the shipped recipe before
+# this protocol, the rest change one thing at a time from the row they name
 CHOICES=(
   "os|online.iterations=0"
+  "os-prior|online.iterations=0 online.calibration=prior"
   "default|"
+  "prior|online.calibration=prior"
   "lr1e-4|optim.finetune_lr=1e-4"
-  "lr3e-5|optim.finetune_lr=3e-5"
-  "it50|online.iterations=50"
-  "it200|online.iterations=200"
   "l2sp1e-3|online.l2sp=1e-3"
   "l2sp1e-2|online.l2sp=1e-2"
   "shift12|online.augment=shift online.views=12"
-  "strong12|online.augment=strong online.views=12"
-  "th0.7|online.threshold=0.7"
-  "pn|parent_ckpt=null"
 )
-for choice in "${CHOICES[@]}"; do
-  name=${choice%%|*}; args=${choice#*|}
-  base="parent_ckpt=$P online.iterations=$ITERS"  # unless the choice sets them itself
+# JOBS=2 runs two choices at a time, one thread each (seconds per sequence then compare only
+# among themselves); ONLY="name ..." runs a subset
+JOBS=${JOBS:-1}
+[ "$JOBS" -gt 1 ] && export OMP_NUM_THREADS=1 && DEV="$DEV num_threads=1"
+run_choice() {
+  local name=${1%%|*} args=${1#*|}
+  local base="parent_ckpt=$P online.iterations=$ITERS"  # unless the choice sets them itself
   [[ $args == *parent_ckpt=* ]] && base=${base/parent_ckpt=$P/}
   [[ $args == *online.iterations=* ]] && base=${base/online.iterations=$ITERS/}
-  step "$name" $PY -m osvos_pl +experiment=online_bs $DEV $base $args hydra.run.dir=$OUT/oneshot/$name
+  step "$name" $PY -m osvos_pl +experiment=online_bs $DEV $base $args hydra.run.dir=$OUT/oneshot/$name > $OUT/oneshot/$name.log 2>&1
+}
+mkdir -p $OUT/oneshot
+running=0
+for choice in "${CHOICES[@]}"; do
+  name=${choice%%|*}
+  [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]] && continue
+  run_choice "$choice" &
+  running=$((running + 1))
+  if [ $running -ge "$JOBS" ]; then wait -n; running=$((running - 1)); fi
+done
+wait
+for c in "${CHOICES[@]}"; do  # every choice must have finished with a record
+  [ -f $OUT/oneshot/${c%%|*}/metrics.json ] || { echo "choice ${c%%|*} has no record: see $OUT/oneshot/${c%%|*}.log" >&2; exit 1; }
 done
 $PY -m osvos_pl.report $(for c in "${CHOICES[@]}"; do echo $OUT/oneshot/${c%%|*}; done) --table choice --format md --out $OUT/choice.md
 cat $OUT/choice.md $OUT/steps.md

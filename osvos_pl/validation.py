@@ -64,9 +64,12 @@ def validate_config(cfg: DictConfig, stages: Container[str]) -> None:
         if cfg[stage].side_schedule not in SIDE_SCHEDULES:
             raise ConfigError(f"{stage}.side_schedule={cfg[stage].side_schedule!r} is unknown; "
                               f"choose one of {', '.join(SIDE_SCHEDULES)}")
-    for key, value in (("data.augment", cfg.data.augment), ("online.augment", cfg.online.get("augment"))):
-        if value is not None and value not in AUGMENTATIONS:
-            raise ConfigError(f"{key}={value!r}; choose {', '.join(AUGMENTATIONS)}")
+    if cfg.data.augment not in AUGMENTATIONS:
+        raise ConfigError(f"data.augment={cfg.data.augment!r}; choose {', '.join(AUGMENTATIONS)}")
+    online_augment = cfg.online.get("augment")
+    if online_augment is not None and online_augment not in (*AUGMENTATIONS, "zoom"):
+        raise ConfigError(f"online.augment={online_augment!r}; choose "
+                          f"{', '.join(AUGMENTATIONS)} or zoom")
     _number(cfg, "online.views", int, 0)
     if cfg.online.get("calibration", "none") not in ("none", "prior"):
         raise ConfigError(f"online.calibration={cfg.online.calibration!r}; choose none or prior")

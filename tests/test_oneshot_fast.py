@@ -173,7 +173,7 @@ def _first_frame(h: int = 48, w: int = 64):
     return image, mask
 
 
-@pytest.mark.parametrize("augment", ["strong", "shift"])
+@pytest.mark.parametrize("augment", ["strong", "shift", "zoom"])
 def test_fixed_random_views_are_drawn_once_per_seed_and_named_for_the_cache(augment):
     """``views=N``: N warps of the annotated frame, the same for the same seed, each sample one
     of them with its ``view`` id (so the frozen prefix is cached), and the mask moved with it."""
@@ -224,3 +224,19 @@ def test_l2sp_pulls_the_fine_tuned_weights_toward_the_parent():
             assert all(net.get_parameter(n).requires_grad for n in task._anchor)
             assert float(task._distance()) == pytest.approx(distances[l2sp], rel=1e-4)
     assert 0 < distances[10.0] < 0.5 * distances[0.0]
+
+
+def test_object_zoom_enlarges_the_object_and_keeps_it_in_view():
+    import numpy as np
+
+    from osvos_pl.data.transforms import object_zoom
+
+    image, mask = _first_frame()
+    for seed in range(10):
+        zimg, zmask = object_zoom(image, mask, np.random.default_rng(seed))
+        assert zimg.shape == image.shape and zmask.shape == mask.shape
+        assert zmask.sum() >= mask.sum() and zmask.any()
+        red = (zimg[..., 0] > 200) & (zimg[..., 1] < 80)
+        assert (red == (zmask > 0)).mean() > 0.95
+    empty = np.zeros_like(mask)
+    assert object_zoom(image, empty, np.random.default_rng(0))[0] is image

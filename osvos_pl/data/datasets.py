@@ -26,6 +26,7 @@ from osvos_pl.data.masks import binary_target, eval_labels
 from osvos_pl.data.transforms import (
     build_augmentation,
     mask_boundary,
+    object_zoom,
     paper_versions,
     resize_pair,
     scaled_size,
@@ -200,6 +201,7 @@ class FirstFrames(Dataset):
             self.pairs = [v for img, msk in self.pairs for v in paper_versions(img, msk)]
         elif augment != "none":
             self.augment = build_augmentation(augment, self.norm.mean_rgb())
+        self.zoom = augment == "zoom"
         if self.augment is not None and views > 0:
             self.pairs = [self._warp(img, msk, draw_seed(seed, k * int(views) + v))
                           for k, (img, msk) in enumerate(self.pairs) for v in range(int(views))]
@@ -222,7 +224,9 @@ class FirstFrames(Dataset):
 
     def _warp(self, image: np.ndarray, target: np.ndarray,
               seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """One draw of the augmentation, seeded."""
+        """One draw of the augmentation, seeded (``zoom``: an object zoom first)."""
+        if self.zoom:
+            image, target = object_zoom(image, target, np.random.default_rng(seed))
         self.augment.set_random_seed(seed)
         out = self.augment(image=image, mask=target)
         return out["image"], out["mask"]

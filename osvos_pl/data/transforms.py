@@ -10,6 +10,9 @@ Two augmentation sets, chosen by ``data.augment``:
   colours.
 - ``shift``: ``strong`` plus translation by up to a quarter of each side: one-shot views of an
   object that moves across the frame (``online.augment``).
+- ``zoom`` (one-shot only, ``online.augment``): ``shift`` after a zoom of up to
+  ``ZOOM_MAX`` into a window on the object (:func:`object_zoom`): views of the annotated object
+  as it looks when it comes closer.
 - ``none``: no augmentation.
 """
 
@@ -26,6 +29,7 @@ import numpy as np  # noqa: E402
 from osvos_pl.errors import ConfigError  # noqa: E402
 
 PAPER_SCALES = (0.5, 0.8, 1.0)
+ZOOM_MAX = 2.5
 
 
 def scaled_size(hw: tuple[int, int], scale: float) -> tuple[int, int]:
@@ -75,6 +79,25 @@ def _flip_and_warp(zoom: tuple[float, float], fill_rgb: tuple[int, int, int],
     ]
 
 
+def object_zoom(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
+                zoom_max: float = ZOOM_MAX) -> tuple[np.ndarray, np.ndarray]:
+    """Zoom by a random factor in [1, ``zoom_max``] into a window centred on a random point of
+    the object's bounding box (kept inside the frame), resized back to the frame's size
+    (bicubic image, nearest mask). A frame without object is returned as it is."""
+    ys, xs = np.nonzero(mask)
+    if not len(ys):
+        return image, mask
+    h, w = mask.shape[:2]
+    zoom = rng.uniform(1.0, zoom_max)
+    ch, cw = max(1, round(h / zoom)), max(1, round(w / zoom))
+    cy, cx = rng.uniform(ys.min(), ys.max() + 1), rng.uniform(xs.min(), xs.max() + 1)
+    y0 = int(np.clip(round(cy - ch / 2), 0, h - ch))
+    x0 = int(np.clip(round(cx - cw / 2), 0, w - cw))
+    window = (slice(y0, y0 + ch), slice(x0, x0 + cw))
+    return (cv2.resize(image[window], (w, h), interpolation=cv2.INTER_CUBIC),
+            cv2.resize(mask[window], (w, h), interpolation=cv2.INTER_NEAREST))
+
+
 def _photometric() -> list:
     """Colour and blur changes: a network must not learn its training sequences' colours."""
     return [
@@ -101,10 +124,10 @@ def build_augmentation(name: str, fill_rgb: tuple[int, int, int] = (0, 0, 0)) ->
         return A.Compose(_flip_and_warp((0.75, 1.25), fill_rgb))
     if name == "strong":
         return A.Compose([*_flip_and_warp((0.6, 1.4), fill_rgb), *_photometric()])
-    if name == "shift":
+    if name in ("shift", "zoom"):  # zoom: object_zoom first (FirstFrames)
         return A.Compose([*_flip_and_warp((0.6, 1.4), fill_rgb, shift=0.25), *_photometric()])
-    raise ConfigError(f"data.augment={name!r} is unknown; choose paper, pytorch, strong, shift "
-                      "or none")
+    raise ConfigError(f"data.augment={name!r} is unknown; choose paper, pytorch, strong, shift, "
+                      "zoom (one-shot) or none")
 
 
 def mask_boundary(mask: np.ndarray, width: int = 1) -> np.ndarray:
