@@ -125,6 +125,7 @@ def test_reference_preset_is_the_ports_cpu_setting(tmp_path):
     cfg = compose_cfg(["+experiment=online", "+preset=reference"], tmp_path)
     assert cfg.parent_ckpt is None
     assert (cfg.data.scale, cfg.data.augment, cfg.data.eval_batch_size) == (0.5, "pytorch", 1)
+    assert cfg.online.augment is None  # the one-shot views follow data.augment
     assert (cfg.model.upsample, cfg.model.init, cfg.model.channels_last) == ("center", "port", False)
     assert cfg.trainer.precision == "32-true"
     assert cfg.optim.optimizer._target_ == "torch.optim.Adam" and not cfg.optim.optimizer.fused
