@@ -7,6 +7,7 @@ from collections.abc import Container
 from omegaconf import DictConfig
 
 from osvos_pl.errors import ConfigError
+from osvos_pl.model.loss import CALIBRATIONS
 from osvos_pl.tasks.schedules import SIDE_SCHEDULES
 
 AUGMENTATIONS = ("paper", "pytorch", "strong", "shift", "none")
@@ -71,8 +72,9 @@ def validate_config(cfg: DictConfig, stages: Container[str]) -> None:
         raise ConfigError(f"online.augment={online_augment!r}; choose "
                           f"{', '.join(AUGMENTATIONS)} or zoom")
     _number(cfg, "online.views", int, 0)
-    if cfg.online.get("calibration", "none") not in ("none", "prior"):
-        raise ConfigError(f"online.calibration={cfg.online.calibration!r}; choose none or prior")
+    if cfg.online.get("calibration", "none") not in CALIBRATIONS:
+        raise ConfigError(f"online.calibration={cfg.online.calibration!r}; choose "
+                          f"{', '.join(CALIBRATIONS)}")
     _number(cfg, "online.l2sp", float, 0.0)
     source = cfg.contour.source
     if source not in CONTOUR_SOURCES:

@@ -20,6 +20,10 @@ import torch.nn.functional as F
 
 REDUCTIONS = ("sum", "mean")
 
+#: How the one-shot segmenter reads probabilities before its threshold: as the network gives
+#: them, or as posteriors under the annotated frame's class balance (:func:`balanced_to_posterior`)
+CALIBRATIONS = ("none", "prior")
+
 
 def balanced_to_posterior(prob, foreground: float):
     """Undo the class balancing: ``q = f p / (f p + (1 - f)(1 - p))`` for a network trained with

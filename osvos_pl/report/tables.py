@@ -121,11 +121,12 @@ def choice_table(runs: Iterable[Run], references: Mapping[str, Mapping] | None =
     rows = [(Path(run.source).name, values, run.record) for run, values in zip(runs, flat)]
     rows += [(label, {}, record) for label, record in (references or {}).items()]
     for name, values, record in rows:
+        scores = _scores(record)
         per_object = {obj: row.get("J-Mean") for obj, row in record.get("sequences", {}).items()}
         worst = min(per_object, key=lambda n: per_object[n]) if per_object else None
         table.append({
             "run": name, **{k: str(values[k]) if k in values else None for k in varying},
-            **{key: record["global"].get(key) for key in ("J&F-Mean", "J-Mean", "F-Mean")},
+            **{key: scores[key] for key in ("J&F-Mean", "J-Mean", "F-Mean")},
             "worst": f"{worst} {per_object[worst]:.3f}" if worst else None,
             "finetune_seconds": _finetune_seconds(record),
             **{f"J {obj}": j for obj, j in per_object.items()},

@@ -23,15 +23,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from osvos_pl.errors import ConfigError
 from osvos_pl.loggers import PrefixedLogger
-from osvos_pl.model.loss import balanced_to_posterior
+from osvos_pl.model.loss import CALIBRATIONS, balanced_to_posterior
 from osvos_pl.model.osvos import STAGE_ENDS, freeze_stages, native_probabilities
 from osvos_pl.model.param_groups import ParamGroups
 from osvos_pl.snapping import MASK_THRESHOLD, MIN_SUPERPIXELS, UCM_THRESHOLD, snap_objects
 from osvos_pl.tasks.segmentation import SegmentationTask
-
-#: How probabilities are read before the threshold: as the network gives them, or as posteriors
-#: under the annotated frame's class balance (``balanced_to_posterior``)
-CALIBRATIONS = ("none", "prior")
 
 #: ``(sequence, frame indices, image batch, native (H, W))`` → a contour map per frame (or None)
 ContourSource = Callable[[str, Sequence[int], torch.Tensor, tuple[int, int]], list]
