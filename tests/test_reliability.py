@@ -277,6 +277,7 @@ def test_stale_temporaries_are_removed_and_final_files_kept(tmp_path):
     for path in stale:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"half")
+        os.utime(path, (1e9, 1e9))  # left by a run before this one
     keep = [tmp_path / "notes.tmp.txt", tmp_path / "checkpoints" / "last.ckpt"]
     for path in keep:
         path.write_text("keep")

@@ -1,4 +1,9 @@
-"""Write-then-rename helpers: an interrupted run never leaves a half-written file under its final name."""
+"""Write-then-rename helpers: an interrupted run never leaves a half-written file under its final name.
+
+A temporary gets the permissions ``open()`` would give the final file (``0666`` less the umask,
+so ``0644`` under umask 022): ``mkstemp`` makes it ``0600``, which would leave checkpoints,
+records and masks unreadable to colleagues on a shared machine.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +29,22 @@ _READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
 #: Below this much free space a failed write is put down to a full disk (torch.save then fails
 #: with a RuntimeError such as "unexpected pos 576 vs 534", not with ENOSPC).
 _NEARLY_FULL = 1 << 20
+#: When this process started writing (this module is imported before any ``atomic_path``): a
+#: temporary modified since belongs to a live writer, not to an interrupted run.
+_STARTED = time.time()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux says it (``/proc``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (the only portable way before 3.14)
+    os.umask(mask)
+    return mask
 
 
 def _free_bytes(folder: Path) -> int | None:
@@ -64,6 +86,7 @@ def atomic_path(path: str | os.PathLike):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
                                    suffix=".tmp" + path.suffix)
+        os.fchmod(fd, 0o666 & ~_umask())
         os.close(fd)
     except OSError as exc:
         raise (output_error(path, exc) or exc) from exc
@@ -90,17 +113,19 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=False)))
 
 
-def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+def remove_stale_temporaries(folder: str | os.PathLike, before: float | None = None) -> list[Path]:
     """Delete the ``atomic_path`` temporaries a killed run (SIGKILL, OOM killer, power loss) left
     under ``folder``; return what was removed.
 
-    Only for the start of a run, before anything writes into ``folder`` (rank 0 under DDP): a
-    temporary found then belongs to no live writer. Final names are never touched.
+    Only temporaries last modified before ``before`` (default: when this process started) count:
+    a newer one belongs to a live writer (this run's overlay video, a DDP rank's checkpoint).
+    For the start of a run (rank 0 under DDP). Final names are never touched.
     """
-    folder = Path(folder)
+    folder, before = Path(folder), _STARTED if before is None else before
     if not folder.is_dir():
         return []
-    stale = [p for p in folder.rglob(".*.tmp*") if p.is_file() and _TEMPORARY.match(p.name)]
+    stale = [p for p in folder.rglob(".*.tmp*")
+             if p.is_file() and _TEMPORARY.match(p.name) and p.stat().st_mtime < before]
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
