@@ -105,14 +105,42 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup: fl
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+class TrunkPrefixes:
+    """The frozen stages' output on each fixed view, shared by the fine-tunings of one sequence's
+    objects (docs/method.md#several-objects).
+
+    Every object of a sequence is fine-tuned on the same views of the same frame (the warps are
+    drawn from the sequence's seed, not from the object), through the same frozen stages, so
+    their activations are computed for the first object and reused by the others. A view is
+    reused only where its image is the same tensor value (``augment=zoom`` zooms into each
+    object: its views differ by object and are computed per object).
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]] = {}
+
+    def __call__(self, net: torch.nn.Module, key: int | None, image: torch.Tensor,
+                 stages: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """``net.trunk_prefix(image, stages)``, from the cache where ``key`` holds ``image``."""
+        entry = self._entries.get(key) if key is not None else None
+        if entry is not None and entry[0].shape == image.shape and torch.equal(entry[0], image):
+            return entry[1], entry[2]
+        taps, x = net.trunk_prefix(image, stages)
+        if key is not None and entry is None:
+            self._entries[key] = (image, taps, x)
+        return taps, x
+
+
 class FineTuningTask(SegmentationTask):
     """The fused loss on the annotated frame's views, resuming the network after its frozen
-    stages from a per-view cache (``FineTuning``)."""
+    stages from a per-view cache (``FineTuning``), shared with the sequence's other objects
+    when ``prefixes`` is given."""
 
-    def __init__(self, net: torch.nn.Module, finetuning: FineTuning, normalization: str):
+    def __init__(self, net: torch.nn.Module, finetuning: FineTuning, normalization: str,
+                 prefixes: TrunkPrefixes | None = None):
         super().__init__(net, finetuning.optimizer, finetuning.param_groups, finetuning.loss,
                          normalization=normalization, deep_supervision=False, log_images=0)
-        self.finetuning = finetuning
+        self.finetuning, self.prefixes = finetuning, prefixes
         self._views: dict[int, tuple] = {}
         self._anchor = ({n: p.detach().clone() for n, p in net.named_parameters() if p.requires_grad}
                         if finetuning.l2sp > 0 else {})
@@ -146,7 +174,9 @@ class FineTuningTask(SegmentationTask):
             image, target = _rescale(image, target, self.finetuning.scale)
         if self.net.trunk.features[0].weight.is_contiguous(memory_format=torch.channels_last):
             image = image.contiguous(memory_format=torch.channels_last)
-        taps, x = self.net.trunk_prefix(image, self.finetuning.frozen_stages)
+        stages = self.finetuning.frozen_stages
+        taps, x = (self.prefixes(self.net, key, image, stages) if self.prefixes is not None
+                   else self.net.trunk_prefix(image, stages))
         entry = (taps, x, (image.shape[-2], image.shape[-1]), target)
         if key is not None:
             self._views[key] = entry
@@ -176,6 +206,12 @@ class OneShotSegmenter:
     format; ``contours`` (optional) gives each frame's contour map for boundary snapping.
     ``loggers`` (the run's, set by the runner once they exist) get each fine-tuning's loss
     under ``finetune/<sequence>/`` (``finetune/<sequence>_<object>/`` for several objects).
+
+    ``share_trunk`` (``online.share_trunk``): the K objects of a sequence share what their
+    networks have in common (docs/method.md#several-objects): the frozen stages' output on the
+    views is computed once for all fine-tunings, and at inference the trunk stages that every
+    network still has as the parent's run once per frame, only the rest once per object. The
+    masks are the same as with ``share_trunk=False`` (each network alone), bit for bit in fp32.
     """
 
     def __init__(
@@ -192,6 +228,7 @@ class OneShotSegmenter:
         contours: ContourSource | None = None,
         callbacks: Sequence[pl.Callback] = (),
         progress: bool = True,
+        share_trunk: bool = True,
     ):
         self.finetuning, self.threshold = finetuning, float(threshold)
         self.ucm_threshold, self.snap_mask_threshold = float(ucm_threshold), float(snap_mask_threshold)
@@ -201,6 +238,7 @@ class OneShotSegmenter:
         self.calibration = calibration
         self.parent, self.engine, self.contours = parent, engine, contours
         self.callbacks, self.progress = list(callbacks), progress
+        self.share_trunk = bool(share_trunk)
         self.loggers: Sequence[Logger] = ()
         self._finetunings = 0
 
@@ -218,20 +256,23 @@ class OneShotSegmenter:
         nets, seconds = {}, 0.0
         self._finetunings += 1
         name = name or f"sequence{self._finetunings}"
+        prefixes = TrunkPrefixes() if self.share_trunk and len(datasets) > 1 else None
         for oid, dataset in datasets.items():
             start = time.perf_counter()
             key = name if len(datasets) == 1 else f"{name}_{oid}"
-            nets[oid] = self._finetune_one(dataset, key)
+            nets[oid] = self.finetune_object(dataset, key, prefixes)
             seconds += time.perf_counter() - start if self.finetuning.iterations else 0.0
         return nets, seconds
 
-    def _finetune_one(self, dataset: Dataset, key: str = "") -> torch.nn.Module:
+    def finetune_object(self, dataset: Dataset, key: str = "",
+                      prefixes: TrunkPrefixes | None = None) -> torch.nn.Module:
         net = copy.deepcopy(self.parent)
         ft = self.finetuning
         if ft.iterations == 0:
             return net
         freeze_stages(net, ft.frozen_stages)
-        task = FineTuningTask(net, ft, normalization=getattr(net, "normalization", "imagenet"))
+        task = FineTuningTask(net, ft, normalization=getattr(net, "normalization", "imagenet"),
+                              prefixes=prefixes)
         loggers = [PrefixedLogger(lg, f"finetune/{key}") for lg in self.loggers]
         trainer = self.engine.trainer(
             max_steps=ft.iterations, accumulate_grad_batches=ft.accumulate, logger=loggers or False,
@@ -251,6 +292,18 @@ class OneShotSegmenter:
         with self.engine.autocast():
             logits = net.forward_fused(image)
         return native_probabilities(logits, native).cpu().numpy()
+
+    def object_probabilities(self, nets: Sequence[torch.nn.Module], image: torch.Tensor,
+                             native: tuple[int, int], shared: int = 0) -> np.ndarray:
+        """``(K, B, H, W)`` float32 probabilities of K networks whose first ``shared`` VGG stages
+        are the same (``shared_stages``): those stages run once, on the first network."""
+        if not shared:
+            return np.stack([self.probabilities(net, image, native) for net in nets])
+        size = (image.shape[-2], image.shape[-1])
+        with self.engine.autocast():
+            taps, x = nets[0].trunk_prefix(image, shared)
+            logits = [net.forward_fused_from(taps, x, shared, size) for net in nets]
+        return np.stack([native_probabilities(lg, native).cpu().numpy() for lg in logits])
 
     @torch.inference_mode()
     def segment(
@@ -277,12 +330,13 @@ class OneShotSegmenter:
         layout = torch.channels_last if self.engine.nhwc_inference else torch.preserve_format
         for net in nets.values():
             net.eval().to(self.engine.device, memory_format=layout)
+        shared = shared_stages(list(nets.values())) if self.share_trunk and len(nets) > 1 else 0
         for batch in batches:
             image = batch["image"].to(self.engine.device, non_blocking=True)
             if self.engine.nhwc_inference:
                 image = image.contiguous(memory_format=torch.channels_last)
             native = tuple(int(v) for v in batch["native_hw"][0])
-            probs = np.stack([self.probabilities(n, image, native) for n in nets.values()])
+            probs = self.object_probabilities(list(nets.values()), image, native, shared)
             if shares is not None:
                 probs = np.stack([balanced_to_posterior(p, f) for p, f in zip(probs, shares)])
             snapped = [None] * probs.shape[1]
@@ -303,6 +357,22 @@ class OneShotSegmenter:
                         for k, v in batch.items() if k != "image"}
                 item["snapped"] = snapped[b]
                 yield item, labels[b]
+
+
+def shared_stages(nets: Sequence[torch.nn.Module]) -> int:
+    """How many leading VGG stages (0-5) all ``nets`` have with equal weights: the stages
+    fine-tuning kept frozen (``online.frozen_stages``), all five for copies of the parent (-OS).
+    Compared by value, so a stage is shared only where sharing cannot change a mask."""
+    first = [dict(layer.named_parameters()) for layer in nets[0].trunk.features]
+    others = [list(net.trunk.features) for net in nets[1:]]
+    for stage, end in enumerate(STAGE_ENDS):
+        begin = STAGE_ENDS[stage - 1] if stage else 0
+        for i in range(begin, end):
+            for layers in others:
+                params = dict(layers[i].named_parameters())
+                if any(not torch.equal(w, params[n]) for n, w in first[i].items()):
+                    return stage
+    return len(STAGE_ENDS)
 
 
 class NetworkContours:
