@@ -66,9 +66,10 @@ def build(args: argparse.Namespace, tmp: Path):
     return segmenter, dm, overrides
 
 
-def timed(fn):
+def timed(fn, *args, **kwargs):
+    """``(fn(*args, **kwargs), {seconds, load average before and after})``."""
     load, t0 = os.getloadavg()[0], time.perf_counter()
-    out = fn()
+    out = fn(*args, **kwargs)
     return out, {"seconds": time.perf_counter() - t0, "load_before": load,
                  "load_after": os.getloadavg()[0]}
 
@@ -85,11 +86,10 @@ def finetune(segmenter, dm, args, share: bool, ids: list[int]) -> tuple[dict, di
     prefixes = TrunkPrefixes() if share else None
     nets, times = {}, {}
     for oid in ids:
-        dataset, views = timed(lambda: dm.first_frames(args.sequence, ft.samples, object_id=oid,
-                                                        seed=args.seed, augment=ft.augment,
-                                                        views=ft.views))
-        nets[oid], tuning = timed(lambda: segmenter.finetune_object(
-            dataset, f"{args.sequence}_{oid}", prefixes))
+        dataset, views = timed(dm.first_frames, args.sequence, ft.samples, object_id=oid,
+                               seed=args.seed, augment=ft.augment, views=ft.views)
+        nets[oid], tuning = timed(segmenter.finetune_object, dataset, f"{args.sequence}_{oid}",
+                                  prefixes)
         times[oid] = {"views": views, "finetune": tuning}
         print(f"  {PATHS[share]:8s} object {oid}: views {views['seconds']:5.1f} s, fine-tuning "
               f"{tuning['seconds']:6.1f} s (load {tuning['load_before']:.1f})", flush=True)

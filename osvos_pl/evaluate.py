@@ -3,7 +3,10 @@
 GT is a DAVIS root (``Annotations/<resolution>/<seq>/NNNNN.png``) or a folder of ``<seq>/``
 mask folders; predictions are ``<pred>/<seq>/NNNNN.png``, looked up by the GT's frame names
 (frames 0 and N-1 are not scored and may be missing). Prints the global table and one row per
-object; ``--out`` writes a run record (JSON, atomically), ``--csv`` the two official CSV files.
+object (``<seq>`` or, DAVIS 2017, ``<seq>_<k>``) with its J and F mean, recall and decay;
+``--out`` writes a run record (JSON, atomically), ``--csv`` the two official CSV files.
+A DAVIS 2017 root (its splits in ``ImageSets/2017``) is scored with the 2017 semantics
+(``--multi-object``: ids 1..K of frame 0, void 255 as background) without being asked.
 ``evaluate_folders`` is the same as a library call.
 """
 
@@ -25,7 +28,13 @@ from tqdm.auto import tqdm
 from osvos_pl.cli import input_error
 from osvos_pl.data.io import read_mask
 from osvos_pl.errors import DataError, OSVOSError
-from osvos_pl.metrics import GLOBAL_KEYS, evaluate_sequence, evaluate_sequence_rows, summarize
+from osvos_pl.metrics import (
+    GLOBAL_KEYS,
+    STAT_KEYS,
+    evaluate_sequence,
+    evaluate_sequence_rows,
+    summarize,
+)
 from osvos_pl.metrics.bitplanes import pack_rows
 from osvos_pl.records import now_iso
 from osvos_pl.utils.atomic import atomic_path, atomic_write_json
@@ -49,6 +58,12 @@ def gt_folder(gt: str | os.PathLike, resolution: str = "480p") -> Path:
             raise DataError(f"{folder} does not exist (found resolutions {found}) — pick one with --resolution")
         return folder
     return gt
+
+
+def is_davis2017_root(gt: str | os.PathLike) -> bool:
+    """Whether ``gt`` is a DAVIS 2017 root: its palette annotations come with ``ImageSets/2017``
+    (a DAVIS 2016 root has ``ImageSets/480p``), so its masks hold object ids, not one object."""
+    return (Path(gt) / "ImageSets" / "2017").is_dir()
 
 
 def _mask_folders(root: Path) -> list[str]:
@@ -241,7 +256,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--sequences", nargs="+", help="sequences to score (default: all with predictions)")
     parser.add_argument(
         "--multi-object", action="store_true",
-        help="DAVIS 2017 semantics: labels 1..K are objects, 255 is void (default: any non-zero is the object)",
+        help="DAVIS 2017 semantics: labels 1..K are objects, 255 is void (default: on for a DAVIS 2017 "
+             "root, else any non-zero is the object)",
     )
     parser.add_argument("--resolution", default="480p", help="Annotations/<resolution> of a DAVIS root")
     parser.add_argument("--out", type=Path, help="write the run record (JSON) here")
@@ -254,8 +270,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     started, start = now_iso(), time.perf_counter()
+    multi_object = args.multi_object or is_davis2017_root(args.gt)
+    if multi_object and not args.multi_object:
+        print(f"note: {args.gt} is a DAVIS 2017 root (ImageSets/2017): scoring each object id "
+              "(--multi-object semantics, 255 = void)", file=sys.stderr)
     try:
-        result, frames = _evaluate(args.pred, args.gt, args.resolution, args.sequences, args.multi_object)
+        result, frames = _evaluate(args.pred, args.gt, args.resolution, args.sequences, multi_object)
     except OSVOSError as exc:
         return input_error(exc)
     seconds = time.perf_counter() - start  # reading + scoring; frames = scored frames
@@ -263,8 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(GLOBAL_KEYS, [[result["global"][k] for k in GLOBAL_KEYS]]))
     print("\n---------- Per sequence results ----------")
     print(format_table(
-        ("Sequence", "J-Mean", "F-Mean"),
-        [[name, row["J-Mean"], row["F-Mean"]] for name, row in result["sequences"].items()],
+        ("Sequence", *STAT_KEYS),
+        [[name, *(row[k] for k in STAT_KEYS)] for name, row in result["sequences"].items()],
     ))
     if args.csv:
         write_csvs(args.csv, result)

@@ -62,3 +62,9 @@ def vgg_weights() -> Path:
 def davis_train_240p() -> Path:
     """Root of the official DAVIS 2016 train split at 427x240 (30 sequences)."""
     return _shared_path("data/davis2016-train-240p")
+
+
+@pytest.fixture(scope="session")
+def davis2017_sample() -> Path:
+    """Root of the real DAVIS 2017 sample: schoolgirls, 80 frames, 7 objects, 432x240 (240p)."""
+    return _shared_path("data/davis2017-sample")
