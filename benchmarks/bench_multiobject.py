@@ -11,13 +11,13 @@ runs through the online stage's own objects (data module, ``OneShotSegmenter`` f
 - **fine-tuning**: the first max(K) objects fine-tuned one after another, each timed. A K-object
   sequence does exactly the work of the first K of them (the shared path builds its view cache
   on object 1 and reuses it for the next ones), so the fine-tuning seconds of K objects are the
-  sum over the first K;
+  sum over the first K. Each object is fine-tuned on both paths in turn (re-seeded);
 - **inference**: every frame of the sequence segmented by the first K networks (frames decoded
   by the data module's loader, merged by highest probability), timed for each K.
 
 Seconds per sequence = building the K objects' views + their fine-tuning + inference. The two
-paths alternate (unshared first for fine-tuning, then per K in turn), and the masks of the two
-are compared byte for byte at every K. Writes ``benchmarks/results/multiobject-<host>.json``
+paths alternate (per object in fine-tuning, per K in inference, so that a change of load on this
+shared machine falls on both), and their masks are compared byte for byte at every K. Writes ``benchmarks/results/multiobject-<host>.json``
 (machine: lscpu model and flags, torch threads, load average around every timed part).
 """
 
@@ -74,25 +74,29 @@ def timed(fn, *args, **kwargs):
                  "load_after": os.getloadavg()[0]}
 
 
-def finetune(segmenter, dm, args, share: bool, ids: list[int]) -> tuple[dict, dict]:
-    """Fine-tune the objects one after another as ``segmenter.finetune`` does; per-object times."""
+def finetune(segmenter, dm, args, ids: list[int]) -> tuple[dict, dict]:
+    """Fine-tune the objects one after another as ``segmenter.finetune`` does, each object on
+    the unshared path and then on the shared one (alternating keeps a load change on this
+    shared machine from falling on one path); per-object times."""
     import pytorch_lightning as pl
 
     from osvos_pl.tasks.oneshot import TrunkPrefixes
 
-    segmenter.share_trunk = share
-    pl.seed_everything(args.seed, workers=True, verbose=False)
     ft = segmenter.finetuning
-    prefixes = TrunkPrefixes() if share else None
-    nets, times = {}, {}
+    prefixes = {False: None, True: TrunkPrefixes()}
+    nets, times = {False: {}, True: {}}, {False: {}, True: {}}
     for oid in ids:
-        dataset, views = timed(dm.first_frames, args.sequence, ft.samples, object_id=oid,
-                               seed=args.seed, augment=ft.augment, views=ft.views)
-        nets[oid], tuning = timed(segmenter.finetune_object, dataset, f"{args.sequence}_{oid}",
-                                  prefixes)
-        times[oid] = {"views": views, "finetune": tuning}
-        print(f"  {PATHS[share]:8s} object {oid}: views {views['seconds']:5.1f} s, fine-tuning "
-              f"{tuning['seconds']:6.1f} s (load {tuning['load_before']:.1f})", flush=True)
+        for share in (False, True):
+            segmenter.share_trunk = share
+            pl.seed_everything(args.seed + oid, workers=True, verbose=False)
+            dataset, views = timed(dm.first_frames, args.sequence, ft.samples, object_id=oid,
+                                   seed=args.seed, augment=ft.augment, views=ft.views)
+            nets[share][oid], tuning = timed(segmenter.finetune_object, dataset,
+                                             f"{args.sequence}_{oid}", prefixes[share])
+            times[share][oid] = {"views": views, "finetune": tuning}
+            print(f"  {PATHS[share]:8s} object {oid}: views {views['seconds']:5.1f} s, "
+                  f"fine-tuning {tuning['seconds']:6.1f} s (load {tuning['load_before']:.1f})",
+                  flush=True)
     return nets, times
 
 
@@ -138,9 +142,7 @@ def main() -> None:
         print(f"{args.sequence}: {len(dm.frame_names(args.sequence))} frames, objects {ids}, "
               f"frozen stages {segmenter.finetuning.frozen_stages}, {args.iterations} updates",
               flush=True)
-        nets, ft_times = {}, {}
-        for share in (False, True):
-            nets[share], ft_times[share] = finetune(segmenter, dm, args, share, ids)
+        nets, ft_times = finetune(segmenter, dm, args, ids)
         rows = []
         for k in ks:
             row = {"objects": k}
