@@ -23,6 +23,7 @@ DEV="$TRAIN_DATA data.resolution=$TRAIN_RES data.scale=$TRAIN_SCALE data.sequenc
 # NAME | overrides of the -BS run (online.* and optim.*), each one change from "default": the
 # one-shot recipe as it was before this protocol (6 fixed paper views; the shipped default is now
 # shift12, the winner here)
+LARGE=$($PY -c "print(round($TRAIN_SCALE * 5 / 3, 6))")  # 5/3 the input side: 0.3 -> 0.5 on 480p
 CHOICES=(
   "os|online.iterations=0"
   "os-prior|online.iterations=0 online.calibration=prior"
@@ -33,6 +34,11 @@ CHOICES=(
   "l2sp1e-2|online.l2sp=1e-2"
   "shift12|online.augment=shift online.views=12"
   "zoom12|online.augment=zoom online.views=12"
+  # combinations with the winner, and a larger input (427x240 = data.scale 0.5 on 480p)
+  "shift12-l2sp1e-3|online.augment=shift online.views=12 online.l2sp=1e-3"
+  "shift12-lr1e-4|online.augment=shift online.views=12 optim.finetune_lr=1e-4"
+  "os-large|online.iterations=0 data.scale=$LARGE"
+  "shift12-large|online.augment=shift online.views=12 data.scale=$LARGE"
 )
 # JOBS=2 runs two choices at a time, one thread each (seconds per sequence then compare only
 # among themselves); ONLY="name ..." runs a subset
@@ -55,9 +61,11 @@ for choice in "${CHOICES[@]}"; do
   if [ $running -ge "$JOBS" ]; then wait -n; running=$((running - 1)); fi
 done
 wait
-for c in "${CHOICES[@]}"; do  # every choice must have finished with a record
+RAN=()
+for c in "${CHOICES[@]}"; do  # every choice run must have finished with a record
   [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" ${c%%|*} "* ]] && continue
   [ -f $OUT/oneshot/${c%%|*}/metrics.json ] || { echo "choice ${c%%|*} has no record: see $OUT/oneshot/${c%%|*}.log" >&2; exit 1; }
+  RAN+=("$OUT/oneshot/${c%%|*}")
 done
-$PY -m osvos_pl.report $(for c in "${CHOICES[@]}"; do echo $OUT/oneshot/${c%%|*}; done) --table choice --format md --out $OUT/choice.md
+$PY -m osvos_pl.report "${RAN[@]}" --table choice --format md --out $OUT/choice.md
 cat $OUT/choice.md $OUT/steps.md
