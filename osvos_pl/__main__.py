@@ -7,7 +7,9 @@ from omegaconf import DictConfig
 
 from osvos_pl.cli import exit_codes
 from osvos_pl.config import config_dir
-from osvos_pl.overrides import check_command_line
+from osvos_pl.preflight import check_run, preflight
+
+USAGE = "python -m osvos_pl +experiment=parent|online|contour [key=value ...] (--help lists every key)"
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
@@ -33,5 +35,5 @@ def interrupted_message() -> str:
 
 
 if __name__ == "__main__":
-    check_command_line("config")  # a misspelt key: "did you mean ...", before Hydra's "+key=" hint
+    preflight("config", USAGE, check_run)  # a misspelt key or bad value: one line, before any folder
     main()

@@ -16,6 +16,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from omegaconf.errors import MissingMandatoryValue
+
 from osvos_pl.errors import OSVOSError
 
 EXIT_INPUT_ERROR = 2
@@ -130,8 +132,8 @@ def _lightning_stop(exc: SystemExit) -> bool:
 
 @contextmanager
 def exit_codes(on_sigterm: Callable[[], str] | None = None) -> Iterator[None]:
-    """Turn input errors into exit 2 and a stop signal into exit 128 + N, with ``on_sigterm()``
-    (how to resume) as the message.
+    """Turn input errors (ours, and a ``???`` config value left unset) into exit 2 and a stop
+    signal into exit 128 + N, with ``on_sigterm()`` (how to resume) as the message.
 
     Lightning turns SIGTERM into a ``SIGTERMException``, a ``SystemExit`` without a code, which
     would otherwise report success; outside Lightning the signal raises :class:`Interrupted`
@@ -145,6 +147,10 @@ def exit_codes(on_sigterm: Callable[[], str] | None = None) -> Iterator[None]:
                             signal.Signals(stops.received).name)
         except OSVOSError as exc:
             fail(str(exc), EXIT_INPUT_ERROR)
+        except MissingMandatoryValue as exc:  # a ``???`` in the config nobody filled in
+            key = exc.full_key or "a config value"
+            fail(f"{key}= is required (it is ??? in the config): pass {key}=... on the command "
+                 "line", EXIT_INPUT_ERROR)
         except (Interrupted, SystemExit) as exc:
             if isinstance(exc, SystemExit) and not _lightning_stop(exc):
                 raise

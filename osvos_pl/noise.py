@@ -4,8 +4,9 @@ Each item is handled at its source, narrowly, rather than by a blanket warnings 
 
 - Lightning's "💡 Tip: ... litlogger" line (printed by every Trainer that has no LitLogger) and
   its per-trainer device lines ("GPU available", "TPU available", "Using bfloat16 Automatic Mixed
-  Precision", "`Trainer.fit` stopped"), which the online stage would repeat for every object it
-  fine-tunes: the tip is dropped, each device line is shown once per process.
+  Precision", "LOCAL_RANK: 0 - CUDA_VISIBLE_DEVICES", "`Trainer.fit` stopped: `max_steps=N`
+  reached"), which the online stage would repeat for every object it fine-tunes: all dropped.
+  The runner's plan line already names the device and precision, and the run's end its updates.
 - Lightning 2.6's ``_tree_flatten`` builds ``torch.utils._pytree.LeafSpec()``, which torch
   >= 2.9 deprecates (a FutureWarning on every ``fit``); it gets torch's replacement,
   ``treespec_leaf()``, which returns the same leaf spec.
@@ -18,28 +19,17 @@ from __future__ import annotations
 
 import logging
 
-#: Lightning info lines that describe the machine: worth reading once, not per fine-tuning.
-ONCE_PREFIXES = ("GPU available", "TPU available", "HPU available", "Using bfloat16",
-                 "Using 16bit", "`Trainer.fit` stopped")
-DROPPED_PREFIXES = ("💡 Tip",)
+#: Lightning info lines a user did not ask for: its tip, and per-trainer device and stop lines
+#: (the plan line says device and precision; the summary says how many updates ran).
+DROPPED_PREFIXES = ("💡 Tip", "GPU available", "TPU available", "HPU available", "Using bfloat16",
+                    "Using 16bit", "`Trainer.fit` stopped", "LOCAL_RANK:")
 
 
 class LightningInfoFilter(logging.Filter):
-    """Drops Lightning's litlogger tip and repeats of its per-trainer device lines."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: set[str] = set()
+    """Drops Lightning's litlogger tip and its per-trainer device lines."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if message.startswith(DROPPED_PREFIXES):
-            return False
-        if message.startswith(ONCE_PREFIXES):
-            if message in self.seen:
-                return False
-            self.seen.add(message)
-        return True
+        return not record.getMessage().startswith(DROPPED_PREFIXES)
 
 
 def quiet_lightning_info() -> None:

@@ -99,12 +99,3 @@ def check_overrides(args: Sequence[str], config_name: str = "config") -> None:
                 "--cfg job lists every key)"
             )
 
-
-def check_command_line(config_name: str = "config") -> None:
-    """``check_overrides`` on this process's arguments; a near miss ends it with exit code 2."""
-    import sys
-
-    from osvos_pl.cli import exit_codes
-
-    with exit_codes():
-        check_overrides(sys.argv[1:], config_name)

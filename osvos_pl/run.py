@@ -24,7 +24,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from osvos_pl.engine import Engine
 from osvos_pl.errors import ConfigError
 from osvos_pl.noise import quiet_libraries
-from osvos_pl.progress import UpdateEta
+from osvos_pl.progress import UpdateBar, UpdateEta
 from osvos_pl.records import now_iso, write_record
 from osvos_pl.summary import shown, summary_lines
 from osvos_pl.utils.atomic import remove_stale_temporaries
@@ -116,9 +116,29 @@ def prepare_training(cfg: DictConfig, output_dir: Path) -> Job:
              engine.precision, f"; resuming from {shown(resume)}" if resume else "")
     eta = UpdateEta(plan.updates, stage, extra=f", plus {validations + 1} validation(s)"
                     if stage == "parent" else "")
+    callbacks = [eta, *progress_bars(cfg, stage)]
+    trained_on = {"data": "generated" if on_generated_data(cfg, dm, train=True) else "davis",
+                  "root": str(dm.train_data_root), "sequences": dm.train_names(),
+                  "scale": float(dm.training_scale), "updates": plan.updates,
+                  "backbone": getattr(net, "weights_source", "model.weights"),
+                  "random_backbone": bool(getattr(net, "random_backbone", False))}
     return lambda loggers: run_training(
         task, dm, engine, plan, output_dir, stage, loggers,
-        [eta, *instantiate_callbacks(cfg, logged=bool(loggers))], resume, loader)
+        [*callbacks, *instantiate_callbacks(cfg, logged=bool(loggers))], resume, loader,
+        trained_on)
+
+
+def progress_bars(cfg: DictConfig, what: str, leave: bool = True) -> list:
+    """A bar of optimizer updates (``osvos_pl.progress.UpdateBar``) unless
+    ``trainer.enable_progress_bar=false``."""
+    return [UpdateBar(what, leave)] if cfg.trainer.get("enable_progress_bar", True) else []
+
+
+def on_generated_data(cfg: DictConfig, dm, train: bool = False) -> bool:
+    """Whether ``dm`` serves the generated stand-in data (``data.root=null`` with DAVIS), not real
+    frames; ``train``: its training frames (``data.train_root`` may be real)."""
+    root = cfg.data.get("train_root") if train else None
+    return root is None and cfg.data.get("root") is None and hasattr(dm, "generated_spec")
 
 
 def log_data(cfg: DictConfig, dm, what: str) -> None:
@@ -130,9 +150,25 @@ def log_data(cfg: DictConfig, dm, what: str) -> None:
         log.info("data: %s, %s", dm.data_root, what)
 
 
-def load_parent(cfg: DictConfig) -> tuple[torch.nn.Module, str]:
-    """The network to fine-tune: the parent checkpoint, or the ImageNet backbone (-PN)."""
-    from osvos_pl.model.checkpoint import load_checkpoint_weights
+#: What to do instead of fine-tuning a parent that cannot segment real frames.
+REAL_PARENT_HINT = (
+    "Instead: train a parent on DAVIS (experiments/ablation.sh DAVIS_ROOT cpu, or python -m "
+    "osvos_pl +experiment=parent data.root=DAVIS_ROOT with ImageNet weights), use the authors' "
+    "parent (parent_ckpt=osvos-pytorch), or leave parent_ckpt out to fine-tune from the ImageNet "
+    "backbone (model.weights=imagenet, or model.weights=/path/to/vgg16-397923af.pth offline)")
+
+
+def load_parent(cfg: DictConfig, real_frames: bool = True) -> tuple[torch.nn.Module, str]:
+    """The network to fine-tune: the parent checkpoint, or the ImageNet backbone (-PN).
+
+    On ``real_frames``, a parent that records training on the generated data or from a random
+    backbone is warned about once, with what to use instead: its masks there are near chance.
+    """
+    from osvos_pl.model.checkpoint import (
+        describe_training,
+        load_checkpoint,
+        unsuited_for_real_frames,
+    )
 
     if not cfg.parent_ckpt:
         net = instantiate(cfg.model)
@@ -140,9 +176,15 @@ def load_parent(cfg: DictConfig) -> tuple[torch.nn.Module, str]:
                     "quality is lower", getattr(net, "weights_source", "model.weights"))
         return net, net.normalization
     net = instantiate(cfg.model, weights=None)  # the checkpoint supplies every weight
-    normalization = load_checkpoint_weights(net, cfg.parent_ckpt) or net.normalization
-    net.weights_source = f"parent checkpoint {cfg.parent_ckpt} (every weight)"
-    return net, normalization
+    loaded = load_checkpoint(net, cfg.parent_ckpt)
+    net.weights_source = (f"parent checkpoint {cfg.parent_ckpt} (every weight; "
+                          f"{describe_training(loaded.trained_on)})")
+    why = unsuited_for_real_frames(loaded.trained_on)
+    if why and real_frames:
+        log.warning("parent_ckpt=%s was trained %s: on real frames its masks are little better "
+                    "than chance (J about 0.2 on DAVIS blackswan). %s", cfg.parent_ckpt, why,
+                    REAL_PARENT_HINT)
+    return net, loaded.normalization or net.normalization
 
 
 def contour_source(cfg: DictConfig, engine: Engine, dm):
@@ -201,20 +243,24 @@ def prepare_online(cfg: DictConfig, output_dir: Path, predictions: str = "predic
 
     dm = build_datamodule(cfg)
     names = dm.eval_names()  # a bad data.root fails before any weights load
+    dm.check(names, require_masks="first", first_mask_nonempty=True)  # before loggers, downloads
     objects = count_objects(dm, names)
     log_data(cfg, dm, f"{len(names)} sequence(s), {objects} object(s)")
-    parent, normalization = load_parent(cfg)
+    parent, normalization = load_parent(cfg, real_frames=not on_generated_data(cfg, dm))
     follow_weights(cfg, dm, normalization)
     engine = build_engine(cfg, output_dir)
     contours = contour_source(cfg, engine, dm)
     iterations = int(cfg.online.iterations)
     log.info("weights: %s", parent.weights_source)
     log.info("plan: per object %d fine-tuning updates (online.iterations), then every frame "
-             "segmented%s; %s, %s", iterations, " and snapped to contours" if contours else "",
+             "segmented%s; %s, %s", iterations, " and snapped to contours" if contours else
+             " (no contour_ckpt / contour_maps: no boundary snapping, the report's -BS row)",
              engine.device, engine.precision)
     eta = UpdateEta(iterations * objects, "fine-tuning", extra=", plus segmenting every frame")
+    bars = progress_bars(cfg, "fine-tuning", leave=False)
     segmenter = instantiate(cfg.task, parent=parent, engine=engine, contours=contours,
-                            callbacks=[eta, *instantiate_callbacks(cfg, logged=False)])
+                            progress=bool(bars),
+                            callbacks=[eta, *bars, *instantiate_callbacks(cfg, logged=False)])
 
     def job(loggers: list) -> dict:
         segmenter.loggers = loggers  # each fine-tuning's loss, per sequence

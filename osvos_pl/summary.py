@@ -38,8 +38,7 @@ def next_command(record: Mapping, output_dir: Path) -> str:
     stage, artifacts = record.get("stage"), record.get("artifacts", {})
     carried = carried_overrides(record.get("overrides", []))
     if record.get("experiment") == "predict":
-        masks = shown(artifacts.get("predictions", output_dir / "masks"))
-        return f"python -m osvos_pl.evaluate --pred {masks} --gt DAVIS_ROOT  (with annotations)"
+        return _predict_next(record, output_dir)
     if stage == "parent":
         ckpt = shlex.quote(shown(artifacts["checkpoint"]))
         return " ".join(["python -m osvos_pl +experiment=online", f"parent_ckpt={ckpt}", *carried])
@@ -48,6 +47,28 @@ def next_command(record: Mapping, output_dir: Path) -> str:
         return " ".join(["python -m osvos_pl +experiment=online parent_ckpt=PARENT.ckpt",
                          f"contour_ckpt={ckpt}", *carried])
     return f"python -m osvos_pl.report {shlex.quote(shown(output_dir))}"
+
+
+def clip_annotations(config: Mapping) -> Path | None:
+    """The folder that holds predict's clip as ``<name>/NNNNN.png`` annotations, where the first
+    mask lies in one (a DAVIS ``Annotations/480p/<seq>/00000.png`` beside more masks), else None."""
+    data, mask = config.get("data") or {}, config.get("mask")
+    name = data.get("name") or Path(str(config.get("input", ""))).expanduser().stem
+    folder = Path(str(mask)).expanduser().parent if mask else None
+    if folder is None or folder.name != name or len(list(folder.glob("*.png"))) < 2:
+        return None
+    return folder.parent
+
+
+def _predict_next(record: Mapping, output_dir: Path) -> str:
+    """predict's next step: score its masks where the clip's annotations are known, else look."""
+    masks = shlex.quote(shown(record.get("artifacts", {}).get("predictions", output_dir / "masks")))
+    gt = clip_annotations(record.get("config") or {})
+    if gt is not None:
+        return f"python -m osvos_pl.evaluate --pred {masks} --gt {shlex.quote(shown(gt))}"
+    return (f"look at {shown(output_dir / 'overlay.mp4')} and {shown(output_dir / 'contact_sheet.png')}"
+            f"; to score: python -m osvos_pl.evaluate --pred {masks} --gt GT_DIR, GT_DIR holding "
+            "<name>/NNNNN.png annotations named like the masks")
 
 
 def score_line(record: Mapping) -> str | None:

@@ -1,13 +1,16 @@
-"""Pictures of results: mask overlays (tint + outline), contact sheets, overlay videos."""
+"""Pictures of results: mask overlays (tint + outline), contact sheets, overlay videos, and the
+few overlay PNGs per sequence the online stage leaves beside its predictions."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from osvos_pl.data.io import davis_palette
+from osvos_pl.data.io import davis_palette, read_mask
+from osvos_pl.errors import DataError
 from osvos_pl.utils.atomic import atomic_path
 
 _PALETTE = np.array(davis_palette(), np.uint8).reshape(256, 3)
@@ -66,24 +69,78 @@ def write_image(path: Path, rgb: np.ndarray) -> None:
 
 
 class OverlayVideo:
-    """An ``.mp4`` of overlays, written to a temporary name and renamed on ``close()``."""
+    """An ``.mp4`` of overlays, written to a temporary name (from the first frame on) and renamed
+    on ``close()``."""
 
     def __init__(self, path: Path, fps: float):
         self.path, self.fps = Path(path), fps
-        self._context = atomic_path(self.path)
-        self._tmp = self._context.__enter__()
-        self._writer = None
+        self._context = self._tmp = self._writer = None
 
     def add(self, rgb: np.ndarray) -> None:
         if self._writer is None:
+            self._context = atomic_path(self.path)
+            self._tmp = self._context.__enter__()
             self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"),
                                            self.fps, rgb.shape[1::-1])
         self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
     def close(self, keep: bool = True) -> None:
-        if self._writer is not None:
-            self._writer.release()
-        if keep and self._writer is not None:
+        if self._writer is None:
+            return
+        self._writer.release()
+        if keep:
             self._context.__exit__(None, None, None)
         else:
             self._context.__exit__(RuntimeError, RuntimeError("discarded"), None)
+        self._writer = None
+
+
+class ClipPictures:
+    """predict's pictures of a clip, fed frame by frame (the online stage's ``on_frame`` hook):
+    every overlay into ``overlay.mp4`` (if ``video``) and ``sheet_frames`` frames spread over the
+    clip into ``contact_sheet.png``. As a context, it writes them when the block succeeds and
+    leaves no half-written video when it fails."""
+
+    def __init__(self, output: Path, fps: float, frames: int, sheet_frames: int, video: bool):
+        self.output, self.panels = Path(output), []
+        self.sheet_at = set(np.linspace(0, max(1, frames) - 1, sheet_frames).round().astype(int))
+        self.video = OverlayVideo(self.output / "overlay.mp4", fps) if video else None
+
+    def __call__(self, name: str, item: dict, labels: np.ndarray) -> None:
+        shown = overlay(item["raw"].numpy(), labels)
+        if self.video is not None:
+            self.video.add(shown)
+        if int(item["frame"]) in self.sheet_at:
+            self.panels.append(shown)
+
+    def __enter__(self) -> ClipPictures:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is not None:
+            with contextlib.suppress(Exception):  # closing must not mask the real error
+                if self.video is not None:
+                    self.video.close(keep=False)
+            return
+        if self.video is not None:
+            self.video.close()
+        if not self.panels:
+            raise DataError(f"no frames could be read for {self.output / 'contact_sheet.png'}")
+        write_image(self.output / "contact_sheet.png", contact_sheet(self.panels))
+
+def overlay_frames(n: int, count: int) -> list[int]:
+    """Up to ``count`` of ``n`` frames worth a look: the first, the middle, the last."""
+    return sorted({0, n // 2, n - 1})[:count] if n else []
+
+
+def write_overlays(dm, name: str, predictions: Path, folder: Path, count: int) -> list[Path]:
+    """``folder/<name>/<frame>.png``: a few frames of sequence ``name`` with its prediction tinted
+    and its ground truth outlined in white, beside the predicted masks, so that a run can be
+    judged by eye without W&B. ``dm`` is the online stage's data module (DAVIS or a clip)."""
+    stems, written = dm.frame_names(name), []
+    for i in overlay_frames(len(stems), count):
+        labels = read_mask(predictions / name / f"{stems[i]}.png")
+        path = folder / name / f"{stems[i]}.png"
+        write_image(path, overlay(dm.frame_image(name, i), labels, truth=dm.ground_truth(name, i)))
+        written.append(path)
+    return written

@@ -120,4 +120,4 @@ class StreamedFrames(IterableDataset):
                 )
             image, _ = resize_pair(raw, None, scaled_size(raw.shape[:2], self.scale))
             yield {"image": self.norm(image), "frame": i, "native_hw": torch.tensor(raw.shape[:2]),
-                   "raw": torch.from_numpy(raw)}
+                   "raw": torch.from_numpy(np.array(raw))}  # a writable copy (PIL arrays are read-only)

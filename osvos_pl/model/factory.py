@@ -35,12 +35,14 @@ def build_network(
     try:
         net.normalization = load_backbone(net, weights)
         net.weights_source = describe_weights(weights)
+        net.random_backbone = weights is None  # recorded in checkpoints (``trained_on``)
     except WeightsUnavailableError as exc:
         if offline_fallback != "random":
             raise
         _warn_random_backbone(str(weights), exc)
         net.normalization = "imagenet"
         net.weights_source = f"a RANDOM VGG16 backbone (model.weights={weights} unavailable offline)"
+        net.random_backbone = True
     if nhwc:
         net = net.to(memory_format=torch.channels_last)
     return net

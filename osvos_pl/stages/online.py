@@ -1,7 +1,8 @@
 """The online stage: for each sequence, fine-tune on its annotation, segment every frame, score.
 
 Per sequence it writes ``<predictions>/<seq>/NNNNN.png`` (0/255 for one object, DAVIS palette
-ids for several) and ``sequences/<seq>.json`` (per-object scores and timings), both atomically;
+ids for several), ``sequences/<seq>.json`` (per-object scores and timings), both atomically, and
+a few overlays (prediction tinted, ground truth outlined) in ``overlays/<seq>/``;
 a re-run into the same output dir skips sequences whose record exists (``resume``). The data
 source is the DAVIS data module or a user's clip (``data=clip``, used by ``predict``).
 """
@@ -23,7 +24,7 @@ from osvos_pl.data.io import read_mask, write_mask
 from osvos_pl.metrics import evaluate_sequence, object_row
 from osvos_pl.records import global_from_sequences, read_record, write_record
 from osvos_pl.tasks.oneshot import OneShotSegmenter
-from osvos_pl.visualize import overlay
+from osvos_pl.visualize import overlay, write_overlays
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def segment_sequence(segmenter: OneShotSegmenter, dm, name: str, output_dir: Pat
     datasets = {oid: dm.first_frames(name, ft.samples, object_id=oid if multi else None,
                                      seed=seed, augment=ft.augment, views=ft.views)
                 for oid in ids}
-    nets, finetune_seconds = segmenter.finetune(datasets)
+    nets, finetune_seconds = segmenter.finetune(datasets, name)
     stems = dm.frame_names(name)
     start = time.perf_counter()
     pred, gt, unsnapped = {}, {}, Counter()
@@ -112,12 +113,12 @@ def run_online(
     predictions: str = "predictions",
     on_frame: FrameHook | None = None,
 ) -> dict:
-    """Every sequence of ``dm.eval_names()``; returns the run record's body."""
+    """Every sequence of ``dm.eval_names()`` (checked by the runner before loggers start);
+    returns the run record's body."""
     names = dm.eval_names()
-    for name in names:  # every sequence is checked before the first fine-tuning starts
-        dm.check([name], require_masks="first", first_mask_nonempty=True)
     records = {}
-    for name in tqdm(names, desc="sequences", unit="seq"):
+    for name in (bar := tqdm(names, desc="sequences", unit="seq")):
+        bar.set_postfix_str(name)
         stop_if_signalled()
         path = output_dir / "sequences" / f"{name}.json"
         if resume and path.is_file():
@@ -126,7 +127,8 @@ def run_online(
             continue
         records[name] = segment_sequence(segmenter, dm, name, output_dir, seed, predictions,
                                          on_frame)
-        write_record(path, records[name])
+        write_overlays(dm, name, output_dir / predictions, output_dir / "overlays", overlays)
+        write_record(path, records[name])  # last: a sequence with its record is complete
         for key, row in records[name]["objects"].items():
             log.info("%s: J-Mean %.4f, F-Mean %.4f", key, row["J-Mean"], row["F-Mean"])
     sequences = {k: v for r in records.values() for k, v in r["objects"].items()}

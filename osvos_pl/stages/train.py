@@ -15,7 +15,7 @@ from osvos_pl.errors import ConfigError
 from osvos_pl.model.checkpoint import export_weights
 from osvos_pl.records import global_from_sequences
 from osvos_pl.stages.contour import evaluate_contours
-from osvos_pl.tasks.callbacks import CheckpointOnSigterm
+from osvos_pl.tasks.callbacks import CheckpointOnSigterm, TrainedOn
 from osvos_pl.tasks.segmentation import SegmentationTask
 
 log = logging.getLogger(__name__)
@@ -60,12 +60,14 @@ def run_training(
     callbacks: list | None = None,
     resume_from: str | None = None,
     train_loader: DataLoader | None = None,
+    trained_on: dict | None = None,
 ) -> dict:
     """Train with deep supervision; return the run record's global/sequences/timing/artifacts.
 
     ``stage="contour"`` trains the contour branch: J/F of masks means nothing for contours, so
     it is judged after training by boundary F against a Sobel baseline. ``train_loader``
-    replaces the data module's training loader (a BSDS-style contour dataset).
+    replaces the data module's training loader (a BSDS-style contour dataset); ``trained_on``
+    (data, sequences, scale, backbone) goes into every checkpoint written.
     """
     loggers = list(loggers or [])
     train_names, eval_names = dm.train_names(), dm.eval_names()
@@ -82,7 +84,8 @@ def run_training(
         val_check_interval=min(plan.val_every, plan.updates * plan.accumulate),
         check_val_every_n_epoch=None, num_sanity_val_steps=0,
         limit_val_batches=0 if contour else None,
-        callbacks=[checkpoints, *best, CheckpointOnSigterm(last), *(callbacks or [])],
+        callbacks=[checkpoints, *best, CheckpointOnSigterm(last), TrainedOn(trained_on or {}),
+                   *(callbacks or [])],
         logger=loggers or False,
     )
     start = time.perf_counter()
@@ -91,7 +94,7 @@ def run_training(
     train_seconds = time.perf_counter() - start
     final = output_dir / f"{stage}.ckpt"  # weights only; last.ckpt is the resumable one
     if trainer.is_global_zero:
-        export_weights(task.net, task.hparams, final)
+        export_weights(task.net, task.hparams, final, trained_on)
     start = time.perf_counter()
     extra = {}
     if contour:

@@ -1,4 +1,5 @@
-"""Callbacks every training stage uses: a NaN guard and a checkpoint on SIGTERM (or SIGINT)."""
+"""Callbacks every training stage uses: a NaN guard, a checkpoint on SIGTERM (or SIGINT), and
+what the network is trained on, written into every checkpoint."""
 
 from __future__ import annotations
 
@@ -14,6 +15,18 @@ from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from osvos_pl.errors import OSVOSError
+
+
+class TrainedOn(pl.Callback):
+    """Writes ``trained_on`` (data, sequences, scale, backbone) into every Lightning checkpoint,
+    so that ``parent_ckpt=checkpoints/best.ckpt`` says what it learnt from, as ``parent.ckpt``
+    does (``osvos_pl.model.checkpoint.export_weights``)."""
+
+    def __init__(self, trained_on: dict):
+        self.trained_on = dict(trained_on)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint["trained_on"] = self.trained_on
 
 
 class NonFiniteLossError(OSVOSError, RuntimeError):

@@ -1,0 +1,100 @@
+"""A command's arguments checked before Hydra starts it: before any output folder, log file,
+W&B run or download exists, a refused command leaves nothing behind.
+
+Hydra makes the run's folder (``.hydra/``, the log) before the task function runs, and its
+own errors (a missing ``???`` value, an unknown group option, bad syntax) end in a traceback or
+exit code 1. Here the config is composed once as Hydra will compose it; what cannot work is
+refused in one line on stderr with exit code 2 (``osvos_pl.cli``), as every input error is.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from osvos_pl.errors import ConfigError
+
+#: What a command's composed config must satisfy before it starts.
+Check = Callable[[DictConfig], None]
+
+
+def compose(config_name: str, args: Sequence[str]) -> DictConfig:
+    """The config as ``@hydra.main`` will see it (hydra keys included), or a ConfigError."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+
+    from osvos_pl.config import config_dir
+
+    try:
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            return hydra_compose(config_name, overrides=list(args), return_hydra_config=True)
+    except HydraException as exc:
+        message = " ".join(str(exc).split()).split(" Config search path")[0]
+        raise ConfigError(message) from None
+
+
+def missing_keys(cfg: DictConfig) -> list[str]:
+    """Keys left ``???`` outside ``hydra.*``: values the command cannot run without (read
+    unresolved: ``${hydra:...}`` means nothing before Hydra runs)."""
+    def walk(node, prefix: str):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from walk(value, f"{prefix}{key}.")
+        elif node == "???":
+            yield prefix.rstrip(".")
+
+    plain = OmegaConf.to_container(cfg, resolve=False, throw_on_missing=False)
+    return sorted(walk({k: v for k, v in plain.items() if k != "hydra"}, ""))
+
+
+def preflight(config_name: str, usage: str, check: Check | None = None,
+              args: Sequence[str] | None = None) -> None:
+    """Check this process's command line for ``config_name``; exit 2 with one line if it cannot
+    work: no arguments where some are required (the usage line), a misspelt key, a ``???`` value
+    not given, a Hydra composition error, or whatever ``check`` refuses."""
+    from osvos_pl.cli import EXIT_INPUT_ERROR, exit_codes
+    from osvos_pl.overrides import check_overrides
+
+    args = list(sys.argv[1:] if args is None else args)
+    with exit_codes():
+        check_overrides(args, config_name)
+        if any(a.startswith("-") for a in args):  # --help, --cfg, -m: Hydra's to handle
+            return
+        cfg = compose(config_name, args)
+        missing = missing_keys(cfg)
+        if missing and not args:
+            print(f"usage: {usage}", file=sys.stderr)
+            raise SystemExit(EXIT_INPUT_ERROR)
+        if missing:
+            given = " and ".join(f"{k}=" for k in missing)
+            raise ConfigError(f"{given} {'is' if len(missing) == 1 else 'are'} required — usage: "
+                              f"{usage}")
+        if check is not None:
+            check(cfg)
+
+
+def check_run(cfg: DictConfig) -> None:
+    """The config checks of ``osvos_pl.validation`` (types, ranges, names), as the runner does."""
+    from osvos_pl.run import STAGES
+    from osvos_pl.validation import validate_config
+
+    validate_config(cfg, STAGES)
+
+
+def check_predict(cfg: DictConfig) -> None:
+    """predict's inputs: the config, the clip (frames readable, one size), its masks (readable,
+    the frames' size, not empty) and the checkpoint files it names (readable as checkpoints)."""
+    from hydra.utils import instantiate
+
+    from osvos_pl.model.checkpoint import check_checkpoint_file
+    from osvos_pl.model.convert import PARENT
+
+    check_run(cfg)
+    dm = instantiate(cfg.data, normalization="imagenet")
+    dm.check(dm.eval_names())
+    for key in ("parent_ckpt", "contour_ckpt"):
+        if cfg.get(key) and str(cfg[key]) != PARENT.name:  # the authors' parent: fetched later
+            check_checkpoint_file(cfg[key], key)
