@@ -10,6 +10,9 @@ Each item is handled at its source, narrowly, rather than by a blanket warnings 
 - Lightning 2.6's ``_tree_flatten`` builds ``torch.utils._pytree.LeafSpec()``, which torch
   >= 2.9 deprecates (a FutureWarning on every ``fit``); it gets torch's replacement,
   ``treespec_leaf()``, which returns the same leaf spec.
+- Lightning's "The number of training batches (N) is smaller than the logging interval": its
+  "epoch" is one pass over the views of a frame or a small training set, not a unit of ours;
+  metrics are logged every ``log_every_n_steps`` updates all the same.
 - The W&B ``anonymous`` warning, the ``weights_only`` note and "validation_step but no
   val_dataloader" are avoided by the callers (``osvos_pl.loggers.WandbLogger``,
   ``osvos_pl.model.checkpoint.export_weights``, ``OneShotSegmenter``).
@@ -18,6 +21,7 @@ Each item is handled at its source, narrowly, rather than by a blanket warnings 
 from __future__ import annotations
 
 import logging
+import warnings
 
 #: Lightning info lines a user did not ask for: its tip, and per-trainer device and stop lines
 #: (the plan line says device and precision; the summary says how many updates ran).
@@ -48,7 +52,14 @@ def leaf_spec_without_deprecation() -> None:
         pl_pytree.LeafSpec = torch_pytree.treespec_leaf
 
 
+def short_epoch_warning_off() -> None:
+    """Ignore Lightning's warning that an "epoch" has fewer batches than the logging interval."""
+    warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller "
+                            "than the logging interval")
+
+
 def quiet_libraries() -> None:
     """Everything above; idempotent, called by the runner before any trainer is built."""
     quiet_lightning_info()
     leaf_spec_without_deprecation()
+    short_epoch_warning_off()

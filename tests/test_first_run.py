@@ -35,6 +35,18 @@ NOISE = {
 }
 
 
+#: Lines Lightning prints by itself (issue 26): device and precision lines, its stop line, its
+#: epoch-counting progress bars, and any warning raised from its own files.
+LIGHTNING = ("GPU available", "TPU available", "HPU available", "Using bfloat16", "Using 16bit",
+             "`Trainer.fit` stopped", "LOCAL_RANK", "Epoch 0", "Validation DataLoader",
+             "pytorch_lightning/", "lightning_fabric/", "lightning/pytorch/")
+
+
+def _lightning_lines(text: str) -> list[str]:
+    return [line for line in text.replace("\r", "\n").splitlines()
+            if any(phrase in line for phrase in LIGHTNING)]
+
+
 def _offline_env(tmp: Path) -> dict:
     return {**OFFLINE, "TORCH_HOME": str(tmp / "torch"), "OSVOS_CACHE": str(tmp / "cache")}
 
@@ -56,6 +68,7 @@ def _summary(text: str) -> dict[str, str]:
 def _assert_quiet(text: str) -> None:
     for what, phrase in NOISE.items():
         assert phrase not in text, f"{what} is printed:\n{text[-3000:]}"
+    assert _lightning_lines(text) == [], "Lightning speaks for itself"
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +123,11 @@ def test_parent_export_is_weights_only_and_loads_as_parent_ckpt(tiny_parent):
     run = tiny_parent[0] / "run"
     export, resumable = run / "parent.ckpt", run / "checkpoints" / "last.ckpt"
     content = safe_load(export)
-    assert set(content) == {"state_dict", "hyper_parameters"}
+    assert set(content) == {"state_dict", "hyper_parameters", "trained_on"}
+    trained_on = content["trained_on"]
+    assert trained_on["data"] == "generated" and trained_on["random_backbone"] is True
+    assert len(trained_on["sequences"]) == 1 and trained_on["updates"] == 2
+    assert safe_load(resumable)["trained_on"] == trained_on, "Lightning's checkpoints say it too"
     assert export.stat().st_size < 0.4 * resumable.stat().st_size  # ~60 MB against ~180 MB
     net = OSVOSNet()
     assert load_checkpoint_weights(net, export) == "imagenet"
@@ -124,10 +141,38 @@ def test_online_from_a_parent_checkpoint_neither_downloads_nor_warns(tiny_parent
                     "parent_ckpt=run/parent.ckpt", "hydra.run.dir=online"], cwd=tmp,
                    env=_offline_env(tmp))
     text = _output(proc)
-    for absent in ("Downloading", "RANDOM", "could not be downloaded", "ImageNet backbone"):
+    for absent in ("Downloading", "weights: a RANDOM", "could not be downloaded",
+                   "ImageNet backbone", "stand-in data: on real frames"):
         assert absent not in text, text[-3000:]
     assert "weights: parent checkpoint run/parent.ckpt" in text
     assert re.search(r"next: python -m osvos_pl.report online", text)
+    _assert_quiet(text)
+
+
+@pytest.mark.slow
+def test_predict_on_real_frames_with_the_quick_start_parent_warns_and_lightning_stays_quiet(
+        tiny_parent, davis_sample):
+    """The README's predict path with the quick-start parent (generated data, random backbone)
+    on real frames: one warning with what to use instead; a fresh output folder has no
+    temporaries to sweep; no Lightning line."""
+    tmp, _ = tiny_parent
+    frames = davis_sample / "JPEGImages" / "480p" / "blackswan"
+    clip = tmp / "blackswan"
+    clip.mkdir(exist_ok=True)
+    for f in sorted(frames.glob("*.jpg"))[:3]:
+        (clip / f.name).write_bytes(f.read_bytes())
+    proc = run_cli([f"input={clip}", f"mask={davis_sample}/Annotations/480p/blackswan/00000.png",
+                    "parent_ckpt=run/parent.ckpt", "online.iterations=2", "data.scale=0.25",
+                    "data.num_workers=0", "output=predicted"], cwd=tmp,
+                   module="osvos_pl.predict", env=_offline_env(tmp))
+    text = _output(proc)
+    assert text.count("was trained on the generated stand-in data") == 1, text[-3000:]
+    assert "parent_ckpt=osvos-pytorch" in text
+    assert "interrupted run" not in text, "a fresh output folder had temporaries swept"
+    assert (tmp / "predicted" / "predict.log").is_file(), "the log goes into output="
+    assert (tmp / "predicted" / ".hydra" / "config.yaml").is_file()
+    assert not (tmp / "outputs").exists()
+    assert len(list((tmp / "predicted" / "overlays" / "blackswan").glob("*.png"))) == 3
     _assert_quiet(text)
 
 
