@@ -89,7 +89,7 @@ class UpdateBar(ProgressBar):
                     dynamic_ncols=True, smoothing=0, disable=not self.enabled)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module) -> None:
-        self._train = self._bar(self.what, trainer.max_steps, " updates", self.leave,
+        self._train = self._bar(self.what, trainer.max_steps, "update", self.leave,
                                 trainer.global_step)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -108,7 +108,7 @@ class UpdateBar(ProgressBar):
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module) -> None:
         if not trainer.sanity_checking:
-            self._val = self._bar("validating", self.total_val_batches, " batches", False)
+            self._val = self._bar("validating", self.total_val_batches, "batch", False)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx,
                                 dataloader_idx=0) -> None:
