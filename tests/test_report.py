@@ -230,12 +230,12 @@ def test_newest_of_several_runs_over_the_same_sequences_is_used_and_named(tmp_pa
 
 def test_sequence_table_has_one_row_per_object_with_its_sequence_timing(tmp_path):
     rec = record(scores(0.7, names=("dogs_1", "dogs_2")))
-    rec["timing"]["sequences"] = {"dogs": {"finetune_seconds": 12.5}}
+    rec["timing"]["sequences"] = {"dogs": {"finetune_seconds": 12.5, "inference_seconds": 3.0}}
     run = report.find_runs([write_run(tmp_path / "r", config(), rec)])[0]
     rows = report.sequence_table(run)
     assert [row["object"] for row in rows] == ["dogs_1", "dogs_2"]
     assert [row["frames"] for row in rows] == [40, 41]
-    assert all(row["finetune_seconds"] == 12.5 for row in rows)
+    assert all(row["finetune_seconds"] == 12.5 and row["inference_seconds"] == 3.0 for row in rows)
     assert rows[1]["F-Decay"] == rec["sequences"]["dogs_2"]["F-Decay"]
 
 

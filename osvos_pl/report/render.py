@@ -23,6 +23,7 @@ LABELS = {
     "F-Mean": "F M", "F-Recall": "F R", "F-Decay": "F D",
     "J&F-Mean": "J&F", "ΔJ-Mean": "ΔJ M", "ΔF-Mean": "ΔF M", "ΔJ&F-Mean": "ΔJ&F",
     "finetune_seconds": "fine-tune s/seq",
+    "inference_seconds": "inference s/seq",
 }
 
 _LATEX_ESCAPES = {

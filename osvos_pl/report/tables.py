@@ -87,8 +87,9 @@ def sweep_table(runs: Iterable[Run]) -> Table:
 
 
 def sequence_table(run: Run) -> Table:
-    """One run's scores per object (``<seq>`` or ``<seq>_<k>``), with its frames and the
-    fine-tuning seconds of its sequence (all of the sequence's objects together)."""
+    """One run's scores per object (``<seq>`` or ``<seq>_<k>``), with its frames and the wall
+    times of its sequence: fine-tuning and inference seconds, all of the sequence's objects
+    together (a DAVIS 2017 sequence's objects share one inference pass)."""
     if not run.complete:
         raise ReportError(f"{run.source}: {run.problem}; it has no per-sequence scores to show")
     record = run.record
@@ -97,9 +98,11 @@ def sequence_table(run: Run) -> Table:
     title = f"Per object: {run.source}" + (f" (J&F {100 * jf:.1f})" if jf is not None else "")
     table = Table(title)
     for name, row in record.get("sequences", {}).items():
-        seconds = timing.get(_sequence_of(name, timing), {}).get("finetune_seconds")
+        seconds = timing.get(_sequence_of(name, timing), {})
         table.append({"object": name, **{key: row.get(key) for key in STAT_KEYS},
-                      "frames": row.get("frames"), "finetune_seconds": seconds})
+                      "frames": row.get("frames"),
+                      "finetune_seconds": seconds.get("finetune_seconds"),
+                      "inference_seconds": seconds.get("inference_seconds")})
     return table
 
 
