@@ -30,6 +30,11 @@ from tests.helpers import compose_cfg, run_cli
 SEQ = "schoolgirls"
 FRAMES = 6
 IDS = set(range(8))
+# Cheap one-shot from the ImageNet backbone that still finds all seven objects in 6 frames: the
+# annotated frame itself as the only view, 30 constant-lr updates of stage 5 and the heads at
+# 0.4 scale (with the online defaults' 20 updates two small objects were never predicted).
+QUICK = ["data.scale=0.4", "online.iterations=30", "online.augment=none", "optim.finetune_lr=5e-3",
+         "online.scheduler=null", "online.frozen_stages=4", "logger=none", "data.num_workers=0"]
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +63,8 @@ def palette_pngs(folder: Path) -> list[np.ndarray]:
 def test_online_stage_segments_seven_real_objects_into_a_palette(first_frames, vgg_weights,
                                                                  tmp_path):
     run_cli(["+experiment=online", "data=davis2017", f"data.root={first_frames}",
-             "data.resolution=240p", f"data.sequences=[{SEQ}]", "data.scale=0.5",
-             "online.iterations=20", f"model.weights={vgg_weights}", "logger=none",
-             "data.num_workers=0", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+             "data.resolution=240p", f"data.sequences=[{SEQ}]", *QUICK,
+             f"model.weights={vgg_weights}", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
     record = read_record(tmp_path / "run" / "metrics.json")
     assert list(record["sequences"]) == [f"{SEQ}_{k}" for k in range(1, 8)]
     assert all(row["frames"] == FRAMES - 2 for row in record["sequences"].values())
@@ -68,8 +72,8 @@ def test_online_stage_segments_seven_real_objects_into_a_palette(first_frames, v
     masks = palette_pngs(tmp_path / "run" / "predictions" / SEQ)
     assert len(masks) == FRAMES and masks[0].shape == (240, 432)
     assert set(np.unique(np.stack(masks))) == IDS  # every object found, and background
-    # 20 updates from ImageNet at half size, 7 objects side by side: measured J-Mean 0.35-0.8
-    assert record["global"]["J-Mean"] > 0.3
+    # measured per object on these frames: J 0.11 (object 2, small and behind 3) to 0.68
+    assert record["global"]["J-Mean"] > 0.25
 
 
 @pytest.mark.slow
@@ -81,8 +85,7 @@ def test_predict_segments_a_real_clip_from_its_first_palette_mask(davis2017_samp
         shutil.copy(f, frames / f.name)
     mask = davis2017_sample / "Annotations/240p" / SEQ / "00000.png"
     out = tmp_path / "out"
-    run_cli([f"input={frames}", f"mask={mask}", f"model.weights={vgg_weights}",
-             "online.iterations=20", "data.scale=0.5", "logger=none", "data.num_workers=0",
+    run_cli([f"input={frames}", f"mask={mask}", f"model.weights={vgg_weights}", *QUICK,
              "overlay_video=false", f"output={out}", f"hydra.run.dir={tmp_path / 'run'}"],
             cwd=tmp_path, module="osvos_pl.predict")
     masks = palette_pngs(out / "masks" / SEQ)
