@@ -241,3 +241,29 @@ def test_object_zoom_enlarges_the_object_and_keeps_it_in_view():
         assert (red == (zmask > 0)).mean() > 0.95
     empty = np.zeros_like(mask)
     assert object_zoom(image, empty, np.random.default_rng(0))[0] is image
+
+
+def test_objects_share_a_views_prefix_only_where_its_image_is_the_same():
+    """``TrunkPrefixes``: a second object's task reuses the first's activations of a view; a view
+    whose image differs (``augment=zoom`` zooms into each object) is computed again."""
+    from unittest import mock
+
+    from osvos_pl.tasks.oneshot import TrunkPrefixes
+
+    prefixes, image = TrunkPrefixes(), torch.randn(1, 3, 45, 61)
+    tasks = [FineTuningTask(_net(), _finetuning(3), "imagenet", prefixes=prefixes) for _ in range(2)]
+    for task in tasks:
+        freeze_stages(task.net, 3)
+    with mock.patch.object(OSVOSNet, "trunk_prefix", autospec=True,
+                           side_effect=OSVOSNet.trunk_prefix) as prefix:
+        first = tasks[0].prefix({"image": image, "mask": torch.zeros(1, 1, 45, 61),
+                                 "view": torch.tensor([0])})
+        second = tasks[1].prefix({"image": image.clone(), "mask": torch.ones(1, 1, 45, 61),
+                                  "view": torch.tensor([0])})
+        assert prefix.call_count == 1 and second[1] is first[1]
+        assert second[3].min() == 1  # the target stays the object's own
+        tasks[1].prefix({"image": image + 1, "mask": torch.ones(1, 1, 45, 61),
+                         "view": torch.tensor([1])})
+        tasks[0].prefix({"image": image + 2, "mask": torch.ones(1, 1, 45, 61),
+                         "view": torch.tensor([1])})
+        assert prefix.call_count == 3
