@@ -67,11 +67,15 @@ def build(args: argparse.Namespace, tmp: Path):
 
 
 def timed(fn, *args, **kwargs):
-    """``(fn(*args, **kwargs), {seconds, load average before and after})``."""
-    load, t0 = os.getloadavg()[0], time.perf_counter()
+    """``(fn(*args, **kwargs), {seconds, cpu_seconds, load average before and after})``.
+
+    ``cpu_seconds`` (this process's CPU time, one thread) is the steadier figure on a shared
+    machine: other jobs stretch the wall time of the same work (descheduled time) far more.
+    """
+    load, t0, c0 = os.getloadavg()[0], time.perf_counter(), time.process_time()
     out = fn(*args, **kwargs)
-    return out, {"seconds": time.perf_counter() - t0, "load_before": load,
-                 "load_after": os.getloadavg()[0]}
+    return out, {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+                 "load_before": load, "load_after": os.getloadavg()[0]}
 
 
 def finetune(segmenter, dm, args, ids: list[int]) -> tuple[dict, dict]:
@@ -153,12 +157,16 @@ def main() -> None:
                 first = [ft_times[share][oid] for oid in ids[:k]]
                 views = sum(t["views"]["seconds"] for t in first)
                 tuning = sum(t["finetune"]["seconds"] for t in first)
+                cpu = sum(t[part]["cpu_seconds"] for t in first for part in ("views", "finetune"))
                 row[PATHS[share]] = {"views_seconds": views, "finetune_seconds": tuning,
                                      "inference_seconds": inference["seconds"],
                                      "inference_load": [inference["load_before"], inference["load_after"]],
-                                     "sequence_seconds": views + tuning + inference["seconds"]}
+                                     "sequence_seconds": views + tuning + inference["seconds"],
+                                     "sequence_cpu_seconds": cpu + inference["cpu_seconds"]}
             row["masks_identical"] = bool(np.array_equal(masks[True], masks[False]))
             row["ratio"] = row["shared"]["sequence_seconds"] / row["unshared"]["sequence_seconds"]
+            row["cpu_ratio"] = (row["shared"]["sequence_cpu_seconds"]
+                                / row["unshared"]["sequence_cpu_seconds"])
             row["inference_ratio"] = (row["shared"]["inference_seconds"]
                                       / row["unshared"]["inference_seconds"])
             rows.append(row)
@@ -168,7 +176,8 @@ def main() -> None:
                   f"{row['shared']['sequence_seconds']:7.1f} s (fine-tuning "
                   f"{row['shared']['finetune_seconds']:.1f}, inference "
                   f"{row['shared']['inference_seconds']:.1f}): {row['ratio']:.2f}x, inference "
-                  f"{row['inference_ratio']:.2f}x, masks identical: {row['masks_identical']}",
+                  f"{row['inference_ratio']:.2f}x; CPU time {row['cpu_ratio']:.2f}x; masks identical: "
+                  f"{row['masks_identical']}",
                   flush=True)
     info["load_average_at_end"] = os.getloadavg()
     result = {"machine": info, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
