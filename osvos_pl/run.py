@@ -181,9 +181,9 @@ def load_parent(cfg: DictConfig, real_frames: bool = True) -> tuple[torch.nn.Mod
                           f"{describe_training(loaded.trained_on)})")
     why = unsuited_for_real_frames(loaded.trained_on)
     if why and real_frames:
-        log.warning("parent_ckpt=%s was trained %s: on real frames its masks are little better "
-                    "than chance (J about 0.2 on DAVIS blackswan). %s", cfg.parent_ckpt, why,
-                    REAL_PARENT_HINT)
+        log.warning("parent_ckpt=%s was trained %s: on real frames its masks fall far short "
+                    "(a 12-frame DAVIS car-shadow clip: J 0.49, against 0.91 from the ImageNet "
+                    "weights without a parent). %s", cfg.parent_ckpt, why, REAL_PARENT_HINT)
     return net, loaded.normalization or net.normalization
 
 
