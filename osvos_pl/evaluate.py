@@ -6,7 +6,8 @@ mask folders; predictions are ``<pred>/<seq>/NNNNN.png``, looked up by the GT's 
 object (``<seq>`` or, DAVIS 2017, ``<seq>_<k>``) with its J and F mean, recall and decay;
 ``--out`` writes a run record (JSON, atomically), ``--csv`` the two official CSV files.
 A DAVIS 2017 root (its splits in ``ImageSets/2017``) is scored with the 2017 semantics
-(``--multi-object``: ids 1..K of frame 0, void 255 as background) without being asked.
+(``--multi-object``: ids 1..K of frame 0, void 255 as background) without being asked
+(``--single-object`` scores all its objects as one).
 ``evaluate_folders`` is the same as a library call.
 """
 
@@ -254,10 +255,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--pred", required=True, type=Path, help="folder of <seq>/NNNNN.png predictions")
     parser.add_argument("--gt", required=True, type=Path, help="DAVIS root, or a folder of <seq>/ mask folders")
     parser.add_argument("--sequences", nargs="+", help="sequences to score (default: all with predictions)")
-    parser.add_argument(
+    semantics = parser.add_mutually_exclusive_group()
+    semantics.add_argument(
         "--multi-object", action="store_true",
         help="DAVIS 2017 semantics: labels 1..K are objects, 255 is void (default: on for a DAVIS 2017 "
              "root, else any non-zero is the object)",
+    )
+    semantics.add_argument(
+        "--single-object", action="store_true",
+        help="any non-zero label is the object, even in a DAVIS 2017 root (all objects as one)",
     )
     parser.add_argument("--resolution", default="480p", help="Annotations/<resolution> of a DAVIS root")
     parser.add_argument("--out", type=Path, help="write the run record (JSON) here")
@@ -270,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     started, start = now_iso(), time.perf_counter()
-    multi_object = args.multi_object or is_davis2017_root(args.gt)
+    multi_object = args.multi_object or (is_davis2017_root(args.gt) and not args.single_object)
     if multi_object and not args.multi_object:
         print(f"note: {args.gt} is a DAVIS 2017 root (ImageSets/2017): scoring each object id "
               "(--multi-object semantics, 255 = void)", file=sys.stderr)

@@ -197,3 +197,20 @@ def test_evaluate_scores_a_2017_root_per_object_with_void_as_background(
     for name, row in reference.items():  # mean, recall and decay of J and F, printed per object
         assert [float(v) for v in lines[name]] == pytest.approx([row[k] for k in STAT_KEYS],
                                                                 abs=1e-6)
+
+
+def test_single_object_scores_a_2017_root_as_one_foreground(davis2017_sample, gt, tmp_path,
+                                                            capsys):
+    pred = eroded(gt)
+    for i, frame in enumerate(pred):
+        write_mask(tmp_path / "pred" / SEQ / f"{i:05d}.png", frame, palette=True)
+    out = tmp_path / "record.json"
+    assert main(["--pred", str(tmp_path / "pred"), "--gt", str(davis2017_sample),
+                 "--resolution", "240p", "--single-object", "--out", str(out)]) == 0
+    import json
+
+    rows = json.loads(out.read_text())["sequences"]
+    assert list(rows) == [SEQ]
+    j = [direct_j(gt[i] > 0, pred[i] > 0) for i in range(1, len(gt) - 1)]
+    assert rows[SEQ]["J-Mean"] == pytest.approx(np.mean(j), abs=TOL)
+    assert "DAVIS 2017 root" not in capsys.readouterr().err
