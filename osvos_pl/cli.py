@@ -16,8 +16,6 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from omegaconf.errors import MissingMandatoryValue
-
 from osvos_pl.errors import OSVOSError
 
 EXIT_INPUT_ERROR = 2
@@ -130,6 +128,13 @@ def _lightning_stop(exc: SystemExit) -> bool:
     return isinstance(exc, SIGTERMException)
 
 
+def _missing_value(exc: BaseException) -> bool:
+    """A ``???`` in the config nobody filled in (omegaconf imported only by the commands that
+    compose a config: ``evaluate`` stays free of it)."""
+    errors = sys.modules.get("omegaconf.errors")
+    return errors is not None and isinstance(exc, errors.MissingMandatoryValue)
+
+
 @contextmanager
 def exit_codes(on_sigterm: Callable[[], str] | None = None) -> Iterator[None]:
     """Turn input errors (ours, and a ``???`` config value left unset) into exit 2 and a stop
@@ -147,13 +152,15 @@ def exit_codes(on_sigterm: Callable[[], str] | None = None) -> Iterator[None]:
                             signal.Signals(stops.received).name)
         except OSVOSError as exc:
             fail(str(exc), EXIT_INPUT_ERROR)
-        except MissingMandatoryValue as exc:  # a ``???`` in the config nobody filled in
-            key = exc.full_key or "a config value"
-            fail(f"{key}= is required (it is ??? in the config): pass {key}=... on the command "
-                 "line", EXIT_INPUT_ERROR)
         except (Interrupted, SystemExit) as exc:
             if isinstance(exc, SystemExit) and not _lightning_stop(exc):
                 raise
             signum = getattr(exc, "signum", None) or stops.received or signal.SIGTERM
             message = on_sigterm() if on_sigterm else "interrupted by SIGTERM"
             fail(message.replace("SIGTERM", signal.Signals(signum).name, 1), 128 + signum)
+        except Exception as exc:  # a ``???`` in the config nobody filled in
+            if not _missing_value(exc):
+                raise
+            key = exc.full_key or "a config value"
+            fail(f"{key}= is required (it is ??? in the config): pass {key}=... on the command "
+                 "line", EXIT_INPUT_ERROR)

@@ -80,3 +80,31 @@ def test_official_split_recipe_trains_on_train_scores_val_and_adds_the_reference
     assert "OSVOS, the authors' published masks" in rows
     assert f"{100 * reference['global']['J&F-Mean']:.1f}" in rows
     assert "| parent |" in (out / "steps.md").read_text()
+
+
+@pytest.mark.slow
+def test_dev_recipe_chooses_on_held_out_train_sequences_and_tables_what_it_ran(
+        tmp_path, davis_train_240p, vgg_weights):
+    """dev.sh: the parent never sees the dev sequence, each chosen run scores only it (the larger
+    input at 5/3 the protocol's scale), and the choice table has a row per run it ran."""
+    out = tmp_path / "dev"
+    env = {
+        **os.environ, "PYTHON": sys.executable, "WANDB_MODE": "disabled",
+        "DEV_SEQ": "dog-agility", "TRAIN_RES": "240p", "DATA_SCALE": "0.1",
+        "ONLY": "os shift12-large",
+        "OVERRIDES": f"model.weights={vgg_weights} logger=none data.num_workers=0",
+    }
+    proc = subprocess.run(["bash", str(REPO / "experiments" / "dev.sh"), str(davis_train_240p),
+                           "smoke", str(out)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    assert "dog-agility" not in read_record(out / "parent" / "metrics.json")["train_sequences"]
+    scales = {}
+    for run in ("os", "shift12-large"):
+        record = read_record(out / "oneshot" / run / "metrics.json")
+        assert list(record["sequences"]) == ["dog-agility"], run
+        scales[run] = record["config"]["data"]["scale"]
+    assert scales == {"os": pytest.approx(0.2), "shift12-large": pytest.approx(0.2 * 5 / 3)}
+    assert not (out / "oneshot" / "default").exists()  # ONLY ran just the two
+    table = (out / "choice.md").read_text()
+    assert "os" in table and "shift12-large" in table and "l2sp" not in table
