@@ -392,6 +392,7 @@ def test_prior_calibration_keeps_only_what_passes_the_balance_corrected_threshol
     batch = {"image": torch.zeros(1, 3, 32, 32), "native_hw": torch.tensor([[32, 32]]),
              "frame": torch.tensor([0])}
     seg = segmenter(cpu_engine(Path(".")))
+    seg.share_trunk = False  # the stand-in networks have no VGG trunk to share
     (_, plain), = seg.segment({1: _FixedLogits(logits)}, [batch])
     seg.calibration = "prior"
     (_, calibrated), = seg.segment({1: _FixedLogits(logits)}, [batch], foreground={1: 0.1})
