@@ -128,6 +128,7 @@ class ClipPictures:
             raise DataError(f"no frames could be read for {self.output / 'contact_sheet.png'}")
         write_image(self.output / "contact_sheet.png", contact_sheet(self.panels))
 
+
 def overlay_frames(n: int, count: int) -> list[int]:
     """Up to ``count`` of ``n`` frames worth a look: the first, the middle, the last."""
     return sorted({0, n // 2, n - 1})[:count] if n else []
