@@ -3,11 +3,18 @@
 The online stage on a clip (``data=clip``: a video or frame folder plus annotated masks): one
 model per object, masks in ``<output>/masks/<name>/NNNNN.png`` (DAVIS layout, so ``evaluate``
 reads them), plus ``overlay.mp4``, ``contact_sheet.png``, the run's log and config, all in
-``output=``. Inputs are checked before anything is made (``osvos_pl.preflight``).
+``output=``. Without ``mask=``, ``box=`` and/or ``fg=`` / ``bg=`` points make the first mask
+with GrabCut (``osvos_pl.first_mask``), written as ``<output>/first_mask.png``. Inputs are
+checked before anything is made (``osvos_pl.preflight``). :func:`segment_clip` is the whole
+run below the command line; the browser demo (``osvos_pl.demo``) calls it too.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import hydra
@@ -15,25 +22,69 @@ from omegaconf import DictConfig
 
 from osvos_pl.cli import exit_codes
 from osvos_pl.config import config_dir
-from osvos_pl.preflight import check_predict, preflight
+from osvos_pl.preflight import check_predict, predict_missing, preflight
+
+log = logging.getLogger("osvos_pl.predict")
 
 USAGE = ("python -m osvos_pl.predict input=VIDEO_OR_FRAME_FOLDER mask=FIRST_FRAME_MASK.png "
+         "| box=x0,y0,x1,y1 [fg=[[x,y],...]] [bg=[[x,y],...]] "
          "[parent_ckpt=CKPT] [output=DIR] [key=value ...] (--help lists every key)")
+
+#: The online stage's per-frame hook: ``(sequence, item, labels)``.
+FrameHook = Callable[[str, dict, "object"], None]
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="predict")
 def main(cfg: DictConfig) -> None:
-    from osvos_pl.data.frames import FrameSource
-    from osvos_pl.run import log_summary, run
-    from osvos_pl.visualize import ClipPictures
+    from hydra.utils import instantiate
+
+    from osvos_pl.run import log_summary
 
     output = Path(cfg.output)
     with exit_codes(on_sigterm=lambda: interrupted_message(output)):
-        source = FrameSource(cfg.input)
-        with ClipPictures(output, source.fps, source.count or 1, int(cfg.contact_sheet_frames),
-                          bool(cfg.overlay_video)) as pictures:
-            record = run(cfg, output, summary=False, predictions="masks", on_frame=pictures)
+        record = segment_clip(cfg, output, instantiate(cfg.grabcut))
     log_summary(record, output)
+
+
+def segment_clip(cfg: DictConfig, output: Path, grabcut=None,
+                 on_frame: FrameHook | None = None) -> dict:
+    """predict's run: the first mask (``mask=``, else GrabCut's from ``box=`` / ``fg=`` /
+    ``bg=``), then the online stage on the clip (``osvos_pl.run.run``) with its pictures
+    (``overlay.mp4``, ``contact_sheet.png``); ``on_frame`` also sees every segmented frame.
+    Returns the run record. Installs no signal handler, so it runs in any thread."""
+    from osvos_pl.data.frames import FrameSource
+    from osvos_pl.run import run
+    from osvos_pl.visualize import ClipPictures
+
+    source = FrameSource(cfg.input)
+    if cfg.mask is None:
+        cfg.mask = str(write_first_mask(cfg, source.first(), output, grabcut))
+    elif cfg.box is not None or cfg.fg or cfg.bg:
+        log.info("mask=%s given: box/fg/bg ignored", cfg.mask)
+    with ClipPictures(output, source.fps, source.count or 1, int(cfg.contact_sheet_frames),
+                      bool(cfg.overlay_video)) as pictures:
+        def hook(name: str, item: dict, labels) -> None:
+            pictures(name, item, labels)
+            if on_frame is not None:
+                on_frame(name, item, labels)
+        return run(cfg, output, summary=False, predictions="masks", on_frame=hook)
+
+
+def write_first_mask(cfg: DictConfig, image, output: Path, grabcut) -> Path:
+    """GrabCut's mask of frame ``image`` from ``cfg.box`` / ``fg`` / ``bg`` as
+    ``<output>/first_mask.png`` (0/255), with a line saying how it looks."""
+    from osvos_pl.data.io import write_mask
+    from osvos_pl.first_mask import GrabCut, describe_mask, parse_box, parse_points
+
+    size = image.shape[:2]
+    box = None if cfg.box is None else parse_box(cfg.box, size)
+    fg, bg = parse_points(cfg.fg, "fg", size), parse_points(cfg.bg, "bg", size)
+    mask = (grabcut or GrabCut())(image, box, fg, bg)
+    path = write_mask(output / "first_mask.png", mask.astype("uint8") * 255, palette=False)
+    log.info("first mask by GrabCut (box=%s, %d fg / %d bg points) -> %s: %s",
+             ",".join(map(str, box)) if box else "none", len(fg), len(bg), path,
+             describe_mask(mask, box))
+    return path
 
 
 def interrupted_message(output: Path) -> str:
@@ -42,6 +93,13 @@ def interrupted_message(output: Path) -> str:
             "segment it again")
 
 
+def box_as_list(args: Sequence[str]) -> list[str]:
+    """``box=x0,y0,x1,y1`` → ``box=[x0,y0,x1,y1]``: Hydra reads a bare comma list as a sweep."""
+    return [f"box=[{a[4:]}]" if re.fullmatch(r"box=[^\[\]'\"]*,[^\[\]'\"]*", a) else a
+            for a in args]
+
+
 if __name__ == "__main__":
-    preflight("predict", USAGE, check_predict)
+    sys.argv[1:] = box_as_list(sys.argv[1:])
+    preflight("predict", USAGE, check_predict, required=predict_missing)
     main()

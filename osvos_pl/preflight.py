@@ -51,10 +51,12 @@ def missing_keys(cfg: DictConfig) -> list[str]:
 
 
 def preflight(config_name: str, usage: str, check: Check | None = None,
-              args: Sequence[str] | None = None) -> None:
+              args: Sequence[str] | None = None,
+              required: Callable[[DictConfig], list[str]] = missing_keys) -> None:
     """Check this process's command line for ``config_name``; exit 2 with one line if it cannot
-    work: no arguments where some are required (the usage line), a misspelt key, a ``???`` value
-    not given, a Hydra composition error, or whatever ``check`` refuses."""
+    work: no arguments where some are required (the usage line), a misspelt key, a value
+    ``required`` names as not given (default: the ``???`` ones), a Hydra composition error, or
+    whatever ``check`` refuses."""
     from osvos_pl.cli import EXIT_INPUT_ERROR, exit_codes
     from osvos_pl.overrides import check_overrides
 
@@ -64,7 +66,7 @@ def preflight(config_name: str, usage: str, check: Check | None = None,
         if any(a.startswith("-") for a in args):  # --help, --cfg, -m: Hydra's to handle
             return
         cfg = compose(config_name, args)
-        missing = missing_keys(cfg)
+        missing = required(cfg)
         if missing and not args:
             print(f"usage: {usage}", file=sys.stderr)
             raise SystemExit(EXIT_INPUT_ERROR)
@@ -86,15 +88,43 @@ def check_run(cfg: DictConfig) -> None:
 
 def check_predict(cfg: DictConfig) -> None:
     """predict's inputs: the config, the clip (frames readable, one size), its masks (readable,
-    the frames' size, not empty) and the checkpoint files it names (readable as checkpoints)."""
+    the frames' size, not empty) — or, without ``mask=``, its GrabCut prompt (``box=``, ``fg=``,
+    ``bg=``: well-formed, inside the frame) — and the checkpoint files it names (readable as
+    checkpoints)."""
     from hydra.utils import instantiate
 
     from osvos_pl.model.checkpoint import check_checkpoint_file
     from osvos_pl.model.convert import PARENT
 
     check_run(cfg)
-    dm = instantiate(cfg.data, normalization="imagenet")
-    dm.check(dm.eval_names())
+    if cfg.get("mask") is None:
+        check_prompt(cfg)
+    else:
+        dm = instantiate(cfg.data, normalization="imagenet")
+        dm.check(dm.eval_names())
     for key in ("parent_ckpt", "contour_ckpt"):
         if cfg.get(key) and str(cfg[key]) != PARENT.name:  # the authors' parent: fetched later
             check_checkpoint_file(cfg[key], key)
+
+
+def predict_missing(cfg: DictConfig) -> list[str]:
+    """predict's values not given: the ``???`` ones, and ``mask`` unless ``box`` / ``fg`` (a
+    GrabCut prompt) stands in for it."""
+    prompt = cfg.get("box") is not None or bool(cfg.get("fg"))
+    return sorted(missing_keys(cfg) + ([] if cfg.get("mask") is not None or prompt else ["mask"]))
+
+
+def check_prompt(cfg: DictConfig) -> None:
+    """A first mask to come from GrabCut: ``box=`` and/or ``fg=`` given, the box and points
+    inside the clip's first frame (whose frames are checked on the way)."""
+    from osvos_pl.data.frames import FrameSource
+    from osvos_pl.first_mask import parse_box, parse_points
+
+    if cfg.get("box") is None and not cfg.get("fg"):
+        raise ConfigError("mask= is required, or box=x0,y0,x1,y1 (and/or fg=[[x,y],...]) to make "
+                          "the first mask with GrabCut")
+    size = FrameSource(cfg.input).size
+    if cfg.box is not None:
+        parse_box(cfg.box, size)
+    for key in ("fg", "bg"):
+        parse_points(cfg.get(key) or [], key, size)

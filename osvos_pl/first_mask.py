@@ -1,0 +1,123 @@
+"""A first-frame mask from a box and/or scribbles, with OpenCV's GrabCut.
+
+One-shot segmentation needs the object named on frame 0; drawing a mask PNG at the video's
+exact size in another program is the main obstacle for a user with only a clip. GrabCut
+(``cv2.grabCut``: colour GMMs + graph cut) turns a box around the object, or a few foreground /
+background points, into a mask offline, with no model to fetch. ``predict box=...`` and the
+browser demo both use :class:`GrabCut`, built from ``conf/predict.yaml``'s ``grabcut`` node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from osvos_pl.errors import DataError
+
+Box = tuple[int, int, int, int]
+Point = tuple[int, int]
+
+
+def parse_box(value, size: tuple[int, int] | None = None) -> Box:
+    """``[x0, y0, x1, y1]`` (or ``"x0,y0,x1,y1"``) in pixels → a box, checked against the frame
+    ``size`` ``(H, W)`` where given: corners inside it, x0 < x1 and y0 < y1."""
+    try:
+        parts = value.split(",") if isinstance(value, str) else list(value)
+        x0, y0, x1, y1 = (int(round(float(p))) for p in parts)
+    except (TypeError, ValueError):
+        raise DataError(f"box={_shown(value)} is not x0,y0,x1,y1 (four pixel coordinates, e.g. "
+                        "box=[40,30,200,150])") from None
+    if x0 >= x1 or y0 >= y1:
+        raise DataError(f"box={x0},{y0},{x1},{y1} is empty: it needs x0 < x1 and y0 < y1 "
+                        "(left, top, right, bottom)")
+    if size is not None:
+        h, w = size
+        if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+            raise DataError(f"box={x0},{y0},{x1},{y1} leaves the {w}x{h} frame: keep 0 <= x <= {w} "
+                            f"and 0 <= y <= {h}")
+    return x0, y0, x1, y1
+
+
+def _shown(value) -> str:
+    """A value as the user typed it: ``[1, 2, 3]`` → ``1,2,3``."""
+    if isinstance(value, str) or not hasattr(value, "__iter__"):
+        return str(value)
+    return ",".join(_shown(v) for v in value)
+
+
+def parse_points(values: Sequence, key: str, size: tuple[int, int] | None = None) -> list[Point]:
+    """``[[x, y], ...]`` (or ``["x,y", ...]``) → points, inside the frame ``size`` where given."""
+    points = []
+    for value in values or ():
+        try:
+            parts = value.split(",") if isinstance(value, str) else list(value)
+            x, y = (int(round(float(p))) for p in parts)
+        except (TypeError, ValueError):
+            raise DataError(f"{key} entry {_shown(value)} is not a point x,y (write {key}=[[x,y],...], "
+                            f"e.g. {key}=[[120,80],[130,95]])") from None
+        if size is not None and not (0 <= x < size[1] and 0 <= y < size[0]):
+            raise DataError(f"{key} point {x},{y} is outside the {size[1]}x{size[0]} frame")
+        points.append((x, y))
+    return points
+
+
+@dataclass(frozen=True)
+class GrabCut:
+    """GrabCut settings: ``iterations`` of the GMM/graph-cut loop, ``scribble_radius`` px of the
+    disk each fg/bg point marks as certain."""
+
+    iterations: int = 5
+    scribble_radius: int = 4
+
+    def __call__(self, image: np.ndarray, box: Box | None = None, fg: Sequence[Point] = (),
+                 bg: Sequence[Point] = ()) -> np.ndarray:
+        """``(H, W) bool`` object mask of the ``(H, W, 3) uint8`` RGB ``image``.
+
+        With a box, outside it is background and inside it probably foreground; without one
+        everything is probably background. fg / bg points are certain either way. Empty result
+        or nothing to start from: a DataError saying what to draw.
+        """
+        if box is None and not fg:
+            raise DataError("GrabCut needs a box around the object or foreground points (fg=)")
+        h, w = image.shape[:2]
+        bgr = np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        mask = np.full((h, w), cv2.GC_PR_BGD if box is None else cv2.GC_BGD, np.uint8)
+        if box is not None:
+            x0, y0, x1, y1 = box
+            mask[y0:y1, x0:x1] = cv2.GC_PR_FGD
+        for points, label in ((bg, cv2.GC_BGD), (fg, cv2.GC_FGD)):
+            for x, y in points:
+                cv2.circle(mask, (int(x), int(y)), self.scribble_radius, int(label), -1)
+        if (mask == cv2.GC_BGD).all() or not ((mask == cv2.GC_BGD) | (mask == cv2.GC_PR_BGD)).any():
+            raise DataError("GrabCut needs some background: draw a box smaller than the frame")
+        models = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.grabCut(bgr, mask, None, *models, self.iterations, cv2.GC_INIT_WITH_MASK)
+        out = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+        if not out.any():
+            raise DataError("GrabCut found no object: draw the box tighter around it or add "
+                            "foreground points (fg=)")
+        return out
+
+
+def describe_mask(mask: np.ndarray, box: Box | None = None) -> str:
+    """How a first mask looks, in one line: its area (of the frame, of the box) and which box
+    edges it touches — a mask that touches an edge is likely cut off there (redraw the box
+    larger); one far smaller than its box likely missed part of the object."""
+    h, w = mask.shape
+    area = int(mask.sum())
+    text = f"{area} px, {100 * area / (h * w):.1f}% of the frame"
+    if box is None:
+        return text
+    x0, y0, x1, y1 = box
+    inside = mask[y0:y1, x0:x1]
+    text += f", {100 * inside.sum() / max(1, inside.size):.0f}% of the box"
+    edges = [name for name, line in (("left", inside[:, 0]), ("top", inside[0]),
+                                     ("right", inside[:, -1]), ("bottom", inside[-1]))
+             if line.any()]
+    if edges:
+        return f"{text}; touches the box's {', '.join(edges)} edge(s): the object may be cut " \
+               "off there — draw the box larger"
+    return f"{text}; inside the box, touching none of its edges"
