@@ -260,7 +260,13 @@ def prepare_online(cfg: DictConfig, output_dir: Path, predictions: str = "predic
     bars = progress_bars(cfg, "fine-tuning", leave=False)
     segmenter = instantiate(cfg.task, parent=parent, engine=engine, contours=contours,
                             progress=bool(bars),
-                            callbacks=[eta, *bars, *instantiate_callbacks(cfg, logged=False)])
+                            callbacks=[eta, *bars, *instantiate_callbacks(cfg, logged=False)],
+                            prefix_images=functools.partial(
+                                annotated_frames, dm, names[: int(cfg.online.prefix_calibration)]))
+    if segmenter.prefix_mode != "eager":
+        log.info("frozen VGG stages 1-%d: one %s copy for every network (online.prefix=%s), "
+                 "built at the first fine-tuning", segmenter.finetuning.frozen_stages,
+                 segmenter.prefix_mode, cfg.online.prefix)
 
     def job(loggers: list) -> dict:
         segmenter.loggers = loggers  # each fine-tuning's loss, per sequence
@@ -268,6 +274,12 @@ def prepare_online(cfg: DictConfig, output_dir: Path, predictions: str = "predic
                           resume=bool(cfg.online.resume), overlays=int(cfg.online.overlays),
                           predictions=predictions, on_frame=on_frame)
     return job
+
+
+def annotated_frames(dm, names: list[str]) -> list[torch.Tensor]:
+    """The first frame of each of ``names`` as the network sees it, ``(1, 3, h, w)``: what an
+    int8 prefix is calibrated on (``online.prefix_calibration``), frames the method is given."""
+    return [next(iter(dm.sequence_dataloader(name)))["image"][:1] for name in names]
 
 
 def count_objects(dm, names: list[str]) -> int:

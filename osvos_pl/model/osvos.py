@@ -166,7 +166,16 @@ class OSVOSNet(nn.Module):
         Fine-tuning with those stages frozen computes this once per augmented view and resumes
         with :meth:`forward_fused_from` (docs/method.md#one-shot-fine-tuning).
         """
-        return self._run_trunk(x, 0, STAGE_ENDS[stages - 1] if stages else 0, [])
+        return self.trunk_stages([], x, 0, stages)
+
+    def trunk_stages(self, taps: list[torch.Tensor], x: torch.Tensor, start: int, stop: int,
+                     ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """VGG stages ``start + 1 .. stop`` resuming from ``(taps, x)`` after stage ``start``:
+        ``trunk_stages(*trunk_prefix(x, j), j, k)`` equals ``trunk_prefix(x, k)``. The frozen
+        prefix (``osvos_pl.model.prefix``) ends at one stage, a sequence's objects share more
+        (``osvos_pl.tasks.oneshot.shared_stages``)."""
+        first = STAGE_ENDS[start - 1] if start else 0
+        return self._run_trunk(x, first, STAGE_ENDS[stop - 1] if stop else 0, list(taps))
 
     def forward_fused_from(self, taps: list[torch.Tensor], x: torch.Tensor, stages: int,
                            size: tuple[int, int]) -> torch.Tensor:

@@ -144,6 +144,7 @@ def run_online(
             "inference_ms_per_frame": 1000 * sum(
                 t["inference_seconds"] for t in timing_rows.values()) / total_frames,
             "sequences": timing_rows,
+            "prefix": segmenter.prefix_timing,
         },
         "artifacts": {"predictions": str(output_dir / predictions),
                       "data_root": str(dm.data_root)},

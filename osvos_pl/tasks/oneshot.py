@@ -26,11 +26,14 @@ from osvos_pl.loggers import PrefixedLogger
 from osvos_pl.model.loss import CALIBRATIONS, balanced_to_posterior
 from osvos_pl.model.osvos import STAGE_ENDS, freeze_stages, native_probabilities
 from osvos_pl.model.param_groups import ParamGroups
+from osvos_pl.model.prefix import FrozenPrefix, resolve_prefix_mode
 from osvos_pl.snapping import MASK_THRESHOLD, MIN_SUPERPIXELS, UCM_THRESHOLD, snap_objects
 from osvos_pl.tasks.segmentation import SegmentationTask
 
 #: ``(sequence, frame indices, image batch, native (H, W))`` → a contour map per frame (or None)
 ContourSource = Callable[[str, Sequence[int], torch.Tensor, tuple[int, int]], list]
+#: ``image -> (side taps, activation)`` of the frozen stages (``OSVOSNet.trunk_prefix``)
+Prefix = Callable[[torch.Tensor], tuple[list[torch.Tensor], torch.Tensor]]
 
 
 class FineTuning:
@@ -119,13 +122,13 @@ class TrunkPrefixes:
     def __init__(self) -> None:
         self._entries: dict[int, tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]] = {}
 
-    def __call__(self, net: torch.nn.Module, key: int | None, image: torch.Tensor,
-                 stages: int) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """``net.trunk_prefix(image, stages)``, from the cache where ``key`` holds ``image``."""
+    def __call__(self, compute: Prefix, key: int | None, image: torch.Tensor,
+                 ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """``compute(image)``, from the cache where ``key`` holds ``image``."""
         entry = self._entries.get(key) if key is not None else None
         if entry is not None and entry[0].shape == image.shape and torch.equal(entry[0], image):
             return entry[1], entry[2]
-        taps, x = net.trunk_prefix(image, stages)
+        taps, x = compute(image)
         if key is not None and entry is None:
             self._entries[key] = (image, taps, x)
         return taps, x
@@ -134,13 +137,14 @@ class TrunkPrefixes:
 class FineTuningTask(SegmentationTask):
     """The fused loss on the annotated frame's views, resuming the network after its frozen
     stages from a per-view cache (``FineTuning``), shared with the sequence's other objects
-    when ``prefixes`` is given."""
+    when ``prefixes`` is given; ``frozen_prefix`` (``osvos_pl.model.prefix.FrozenPrefix``)
+    computes those stages instead of the network's own layers."""
 
     def __init__(self, net: torch.nn.Module, finetuning: FineTuning, normalization: str,
-                 prefixes: TrunkPrefixes | None = None):
+                 prefixes: TrunkPrefixes | None = None, frozen_prefix: Prefix | None = None):
         super().__init__(net, finetuning.optimizer, finetuning.param_groups, finetuning.loss,
                          normalization=normalization, deep_supervision=False, log_images=0)
-        self.finetuning, self.prefixes = finetuning, prefixes
+        self.finetuning, self.prefixes, self.frozen_prefix = finetuning, prefixes, frozen_prefix
         self._views: dict[int, tuple] = {}
         self._anchor = ({n: p.detach().clone() for n, p in net.named_parameters() if p.requires_grad}
                         if finetuning.l2sp > 0 else {})
@@ -174,9 +178,10 @@ class FineTuningTask(SegmentationTask):
             image, target = _rescale(image, target, self.finetuning.scale)
         if self.net.trunk.features[0].weight.is_contiguous(memory_format=torch.channels_last):
             image = image.contiguous(memory_format=torch.channels_last)
-        stages = self.finetuning.frozen_stages
-        taps, x = (self.prefixes(self.net, key, image, stages) if self.prefixes is not None
-                   else self.net.trunk_prefix(image, stages))
+        compute = self.frozen_prefix or functools.partial(
+            self.net.trunk_prefix, stages=self.finetuning.frozen_stages)
+        taps, x = (self.prefixes(compute, key, image) if self.prefixes is not None
+                   else compute(image))
         entry = (taps, x, (image.shape[-2], image.shape[-1]), target)
         if key is not None:
             self._views[key] = entry
@@ -212,6 +217,12 @@ class OneShotSegmenter:
     views is computed once for all fine-tunings, and at inference the trunk stages that every
     network still has as the parent's run once per frame, only the rest once per object. The
     masks are the same as with ``share_trunk=False`` (each network alone), bit for bit in fp32.
+
+    ``prefix`` (``online.prefix``): how the frozen stages run, the same for every copy of the
+    parent (``osvos_pl.model.prefix``): ``eager`` (each network's own layers), ``compiled``,
+    ``int8``, or ``auto``. A compiled or int8 prefix is built once, at its first use, from the
+    parent, and serves the fine-tuning views and every frame; ``prefix_images`` (a callable
+    returning normalised image batches, e.g. the run's annotated frames) calibrates int8.
     """
 
     def __init__(
@@ -229,6 +240,8 @@ class OneShotSegmenter:
         callbacks: Sequence[pl.Callback] = (),
         progress: bool = True,
         share_trunk: bool = True,
+        prefix: str = "eager",
+        prefix_images: Callable[[], list[torch.Tensor]] | None = None,
     ):
         self.finetuning, self.threshold = finetuning, float(threshold)
         self.ucm_threshold, self.snap_mask_threshold = float(ucm_threshold), float(snap_mask_threshold)
@@ -239,8 +252,30 @@ class OneShotSegmenter:
         self.parent, self.engine, self.contours = parent, engine, contours
         self.callbacks, self.progress = list(callbacks), progress
         self.share_trunk = bool(share_trunk)
+        self.prefix_mode = (resolve_prefix_mode(prefix, engine.device)
+                            if finetuning.frozen_stages else "eager")
+        self.prefix_images = prefix_images
         self.loggers: Sequence[Logger] = ()
         self._finetunings = 0
+
+    @functools.cached_property
+    def frozen_prefix(self) -> FrozenPrefix | None:
+        """The frozen stages compiled or quantised once (``prefix``); None for ``eager``."""
+        if self.prefix_mode == "eager":
+            return None
+        prefix = FrozenPrefix(self.parent, self.finetuning.frozen_stages, self.prefix_mode,
+                              self.engine.device, self.engine.autocast, self.engine.nhwc_inference)
+        if self.prefix_images is not None:
+            prefix.calibrate(self.prefix_images())
+        return prefix
+
+    @property
+    def prefix_timing(self) -> dict:
+        """The frozen prefix's mode and its set-up seconds so far (export, calibration and
+        compilation: once per process and input shape), for the run record."""
+        built = self.__dict__.get("frozen_prefix")
+        return {"mode": self.prefix_mode, "stages": self.finetuning.frozen_stages,
+                "setup_seconds": built.setup_seconds if built is not None else 0.0}
 
     @property
     def snapping(self) -> bool:
@@ -272,7 +307,7 @@ class OneShotSegmenter:
             return net
         freeze_stages(net, ft.frozen_stages)
         task = FineTuningTask(net, ft, normalization=getattr(net, "normalization", "imagenet"),
-                              prefixes=prefixes)
+                              prefixes=prefixes, frozen_prefix=self.frozen_prefix)
         loggers = [PrefixedLogger(lg, f"finetune/{key}") for lg in self.loggers]
         trainer = self.engine.trainer(
             max_steps=ft.iterations, accumulate_grad_batches=ft.accumulate, logger=loggers or False,
@@ -294,15 +329,22 @@ class OneShotSegmenter:
         return native_probabilities(logits, native).cpu().numpy()
 
     def object_probabilities(self, nets: Sequence[torch.nn.Module], image: torch.Tensor,
-                             native: tuple[int, int], shared: int = 0) -> np.ndarray:
+                             native: tuple[int, int], shared: int = 0,
+                             prefix: FrozenPrefix | None = None) -> np.ndarray:
         """``(K, B, H, W)`` float32 probabilities of K networks whose first ``shared`` VGG stages
-        are the same (``shared_stages``): those stages run once, on the first network."""
-        if not shared:
+        are the same (``shared_stages``): those stages run once, in ``prefix`` as far as it
+        goes (a frozen prefix of the nets' common stages), the rest on the first network."""
+        if not shared and prefix is None:
             return np.stack([self.probabilities(net, image, native) for net in nets])
         size = (image.shape[-2], image.shape[-1])
         with self.engine.autocast():
-            taps, x = nets[0].trunk_prefix(image, shared)
-            logits = [net.forward_fused_from(taps, x, shared, size) for net in nets]
+            if prefix is None:
+                start, (taps, x) = shared, nets[0].trunk_prefix(image, shared)
+            else:
+                start, (taps, x) = prefix.stages, prefix(image)
+                if shared > start:
+                    start, (taps, x) = shared, nets[0].trunk_stages(taps, x, start, shared)
+            logits = [net.forward_fused_from(taps, x, start, size) for net in nets]
         return np.stack([native_probabilities(lg, native).cpu().numpy() for lg in logits])
 
     @torch.inference_mode()
@@ -331,12 +373,15 @@ class OneShotSegmenter:
         for net in nets.values():
             net.eval().to(self.engine.device, memory_format=layout)
         shared = shared_stages(list(nets.values())) if self.share_trunk and len(nets) > 1 else 0
+        prefix = self.frozen_prefix
+        if prefix is not None and shared_stages([self.parent, *nets.values()]) < prefix.stages:
+            prefix = None  # networks not made from this parent: each runs its own stages
         for batch in batches:
             image = batch["image"].to(self.engine.device, non_blocking=True)
             if self.engine.nhwc_inference:
                 image = image.contiguous(memory_format=torch.channels_last)
             native = tuple(int(v) for v in batch["native_hw"][0])
-            probs = self.object_probabilities(list(nets.values()), image, native, shared)
+            probs = self.object_probabilities(list(nets.values()), image, native, shared, prefix)
             if shares is not None:
                 probs = np.stack([balanced_to_posterior(p, f) for p, f in zip(probs, shares)])
             snapped = [None] * probs.shape[1]
