@@ -63,12 +63,13 @@ def settings(cfg: DictConfig):
 def main(args: Sequence[str] | None = None) -> None:
     import logging
 
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before Gradio is imported
     args = list(sys.argv[1:] if args is None else args)
     preflight("demo", USAGE, check_demo, args)
     cfg = compose("demo", args)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(levelname)s] %(message)s",
                         datefmt="%H:%M:%S")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own startup requests
     import gradio as gr
 
     from osvos_pl.demo.app import build

@@ -101,8 +101,10 @@ def build(settings: Settings) -> gr.Blocks:
                              frame_view=frame_view, masks=masks, result=result_state,
                              shown=shown)
         loaded = [clip_state, editor, preview, mask_info, estimate, status, corner, shown]
-        upload.upload(handlers.load_upload, [upload], loaded)
-        sequence.input(handlers.load_generated, [sequence], loaded)
+        upload.upload(handlers.load_upload, [upload], loaded).then(
+            lambda: gr.update(value=None), None, [sequence])  # one source shown at a time
+        sequence.input(handlers.load_generated, [sequence], loaded).then(
+            lambda: None, None, [upload])
         editor.change(handlers.show_mask, [editor, clip_state, updates, shown],
                       [preview, mask_info, estimate, shown])
         preview.select(handlers.corner, [corner, clip_state], [corner, box, status])
@@ -138,9 +140,7 @@ class _Handlers:
     # -- loading --------------------------------------------------------------------------
     def _loaded(self, clip: session.Clip) -> dict:
         empty = np.zeros(clip.size, np.uint8)
-        value = {"background": clip.first, "layers": [session.layer_from_labels(empty)],
-                 "composite": None}
-        return [clip, value, clip.first, session.describe_labels(empty),
+        return [clip, session.editor_value(clip.first, empty), clip.first, session.describe_labels(empty),
                 self._estimate(clip, 0, self.s.updates),
                 f"loaded {clip.name}: {clip.frames} frames of {clip.size[1]}x{clip.size[0]}",
                 None, hashlib.sha1(empty.tobytes()).hexdigest()]
@@ -207,9 +207,7 @@ class _Handlers:
         box = parse_box(box_text, clip.size)
         labels, how = session.apply_grabcut(self.s.grabcut, clip.first,
                                             self._labels(editor, clip), int(object_id), box)
-        value = {"background": clip.first, "layers": [session.layer_from_labels(labels)],
-                 "composite": None}
-        return {self.c.editor: value, self.c.preview: overlay(clip.first, labels),
+        return {self.c.editor: session.editor_value(clip.first, labels), self.c.preview: overlay(clip.first, labels),
                 self.c.mask_info: session.describe_labels(labels),
                 self.c.status: f"GrabCut, object {object_id}: {how}",
                 self.c.shown: hashlib.sha1(labels.tobytes()).hexdigest()}

@@ -149,6 +149,16 @@ def layer_from_labels(labels: np.ndarray) -> np.ndarray:
     return layer
 
 
+def editor_value(image: np.ndarray, labels: np.ndarray) -> dict:
+    """The editor's value for frame ``image`` with ``labels`` painted on its one layer. The
+    composite (the layer blended over the frame) is what the editor shows at first: without
+    it the page shows no mask."""
+    layer = layer_from_labels(labels)
+    alpha = layer[..., 3:] / 255.0
+    composite = (image * (1 - alpha) + layer[..., :3] * alpha).round().astype(np.uint8)
+    return {"background": image, "layers": [layer], "composite": composite}
+
+
 def apply_grabcut(grabcut: GrabCut, image: np.ndarray, labels: np.ndarray, object_id: int,
                   box: Box) -> tuple[np.ndarray, str]:
     """``labels`` with object ``object_id`` replaced by GrabCut's mask in ``box``; and how it
