@@ -92,3 +92,35 @@ def test_the_command_line_is_checked_in_one_line(capsys, args, message):
         preflight("demo", USAGE, check_demo, args)
     err = capsys.readouterr().err
     assert stop.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_run_with_two_objects_goes_through_predict(tmp_path):
+    """The page's run is predict's: two painted objects → a palette first mask, one
+    fine-tuning per object (reported to the progress bar), masks zipped in the DAVIS layout,
+    a WebM and one overlay per frame."""
+    import os
+
+    from osvos_pl.data.generated import ensure_generated
+    from osvos_pl.first_mask import GrabCut
+
+    root = ensure_generated(os.environ.get("OSVOS_CACHE", "~/.cache/osvos_pl"))
+    clip = session.open_clip(root / "JPEGImages/480p/gen-val-01", "gen-val-01")
+    labels = (np.asarray(Image.open(root / "Annotations/480p/gen-val-01/00000.png")) > 0)
+    labels = labels.astype(np.uint8)
+    labels[5:30, 5:40] = 2
+    said: list[str] = []
+    result = session.run_clip(clip, labels, 2, None,
+                              ["logger=none", "data.num_workers=0", "model.weights=null",
+                               "data.scale=0.5"],
+                              tmp_path / "run", GrabCut(), lambda f, what: said.append(what))
+    assert any("fine-tuning object 2: 2/2" in s for s in said)
+    assert said[-1] == f"segmenting frame {clip.frames}/{clip.frames}"
+    first = np.asarray(Image.open(tmp_path / "run" / "first_mask.png"))
+    assert np.array_equal(first, labels)  # palette ids, as predict takes several objects
+    with zipfile.ZipFile(result.masks_zip) as z:
+        names = sorted(n for n in z.namelist() if n.endswith(".png"))
+        assert names == [f"gen-val-01/{i:05d}.png" for i in range(clip.frames)]
+        assert set(np.unique(np.asarray(Image.open(z.open(names[0]))))) <= {0, 1, 2}
+    assert len(result.frames) == clip.frames and result.video.stat().st_size > 0
+    assert result.record["timing"]["sequences"]["gen-val-01"]["objects"] == 2
