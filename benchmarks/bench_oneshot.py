@@ -130,6 +130,9 @@ class Bench:
             "precision": record["config"]["trainer"]["precision"],
             "wall_seconds": time.perf_counter() - t0,
             "load_before": load, "load_after": os.getloadavg()[0],
+            "inference_seconds": record["timing"]["sequences"][sequence]["inference_seconds"],
+            "frames": record["timing"]["sequences"][sequence]["frames"],
+            "prefix": record["timing"].get("prefix"),
         }
         self.runs.append(row)
         self.log(f"{start:8s} {sequence:12s} {setting:14s} J {row['J']:.3f} F {row['F']:.3f} "
@@ -173,8 +176,58 @@ class Bench:
             with partial.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
 
+    def end_to_end(self) -> dict:
+        """Seconds per sequence, fine-tuning + inference, as a user runs the online stage: the
+        reference setting against the online defaults at 480p (data.scale=1) and at the cpu
+        recipe's scale (``--recipe-scale``), sequence by sequence in one run. The frozen
+        prefix's set-up (calibration, compilation) happens once per process: it is taken out
+        of each run's seconds and added back as its share of a ``--amortise``-sequence run."""
+        settings = [("online@recipe", [f"data.scale={self.args.recipe_scale}"]),
+                    ("online@480p", ["data.scale=1.0"]), ("reference", ["+preset=reference"])]
+        rows = []
+        for sequence in self.args.sequences:
+            for name, overrides in settings:
+                row = self.online(name, "imagenet", sequence, overrides)
+                setup = (row["prefix"] or {}).get("setup_seconds", 0.0)
+                row["sequence_seconds_measured"] = row["finetune_seconds"] + row["inference_seconds"]
+                row["prefix_setup_seconds"] = setup
+                row["sequence_seconds"] = (row["sequence_seconds_measured"] - setup
+                                           + setup / self.args.amortise)
+                rows.append(row)
+                self.log(f"    {name:14s} {sequence:12s} {row['sequence_seconds']:7.1f} s per sequence "
+                         f"(fine-tuning {row['finetune_seconds']:.1f} s + inference "
+                         f"{row['inference_seconds']:.1f} s for {row['frames']} frames; prefix set-up "
+                         f"{setup:.1f} s, 1/{self.args.amortise} of it counted)")
+        summary = {}
+        for name, _ in settings:
+            mine = [r for r in rows if r["setting"] == name]
+            summary[name] = {"sequence_seconds": float(np.mean([r["sequence_seconds"] for r in mine])),
+                             "JF": float(np.mean([r["JF"] for r in mine])),
+                             "J": float(np.mean([r["J"] for r in mine])),
+                             "prefix_setup_seconds": float(np.mean([r["prefix_setup_seconds"]
+                                                                    for r in mine]))}
+        ref = summary["reference"]["sequence_seconds"]
+        for row in summary.values():
+            row["fraction_of_reference"] = row["sequence_seconds"] / ref
+        for name, row in summary.items():
+            self.log(f"end to end {name:14s} {row['sequence_seconds']:7.1f} s per sequence "
+                     f"({row['fraction_of_reference']:.3f} of the reference, 1/"
+                     f"{1 / row['fraction_of_reference']:.1f}), J&F {row['JF']:.3f}")
+        return {"settings": dict(settings), "summary": summary, "runs": rows,
+                "amortised_over": self.args.amortise}
+
     def inference(self) -> dict:
-        """ms per 480p frame: the fast path against fp32 eager NCHW batch 1, same weights."""
+        """ms per 480p frame and J per path, every path on the same fine-tuned weights.
+
+        Paths: ``reference`` (fp32 eager, NCHW, batch 1) and the fast path (the engine's
+        precision, NHWC, batches of ``--infer-batch``) with its frozen prefix ``eager``,
+        ``compiled`` and ``int8`` (``online.prefix``). Each sequence of ``--infer-sequences``
+        is fine-tuned once on the fast preset's path and segments ``--infer-frames`` frames
+        (evenly spaced) on every path: J per path is the mean over those sequences. Times are
+        the median of ``--infer-repeat`` passes over the first sequence's frames after one
+        warm-up pass; the warm-up's compilation and the int8 calibration are reported apart,
+        as set-up seconds per process.
+        """
         import pytorch_lightning as pl
         from hydra.utils import instantiate
         from torch.utils.data import DataLoader
@@ -183,54 +236,84 @@ class Bench:
         from osvos_pl.metrics import jf_per_frame
         from osvos_pl.run import build_datamodule, load_parent
 
-        args, sequence = self.args, self.args.sequences[0]
+        args = self.args
+        sequences = args.infer_sequences or args.sequences[:1]
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = compose([*self.common, f"data.sequences=[{sequence}]", "+preset=fast",
-                           "parent_ckpt=null", *args.override], Path(tmp))
+            cfg = compose([*self.common, f"data.sequences=[{','.join(sequences)}]",
+                           "+preset=fast", "parent_ckpt=null", *args.override], Path(tmp))
             parent, normalization = load_parent(cfg)
             dm = build_datamodule(cfg, normalization)
-            engines = {
-                "reference": Engine.create(pl.Trainer, "cpu", "32-true", False, Path(tmp)),
-                "fast": Engine.create(pl.Trainer, "cpu", cfg.trainer.precision,
-                                      cfg.model.channels_last, Path(tmp)),
-            }
-            segmenter = instantiate(cfg.task, parent=parent, engine=engines["fast"],
-                                    progress=False)
-            pl.seed_everything(int(cfg.seed), verbose=False)
-            nets, finetune_seconds = segmenter.finetune(
-                {1: dm.first_frames(sequence, segmenter.finetuning.samples, seed=int(cfg.seed))})
-            dataset = dm.sequence_dataset(sequence)
-            dataset.scale = 1.0
-            count = len(dataset)
-            picks = np.linspace(1, count - 1, min(args.infer_frames, count - 1)).round().astype(int)
-            frames = torch.utils.data.Subset(dataset, sorted(set(picks.tolist())))
-            batches = {"reference": list(DataLoader(frames, batch_size=1)),
-                       "fast": list(DataLoader(frames, batch_size=args.infer_batch))}
-            truth = np.stack([dm.ground_truth(sequence, int(i)) for i in frames.indices]) > 0
-            seconds = {name: [] for name in engines}
-            masks = {}
-            for _ in range(args.infer_repeat):
-                for name, engine in engines.items():
-                    segmenter.engine = engine
-                    t0 = time.perf_counter()
-                    labels = [m for _, m in segmenter.segment(nets, batches[name], sequence)]
-                    seconds[name].append(time.perf_counter() - t0)
-                    masks[name] = np.stack(labels) > 0
-        n = len(frames)
+            reference = Engine.create(pl.Trainer, "cpu", "32-true", False, Path(tmp))
+            fast = Engine.create(pl.Trainer, "cpu", cfg.trainer.precision,
+                                 cfg.model.channels_last, Path(tmp))
+
+            def frames_at_480p(sequence: str) -> torch.utils.data.Subset:
+                dataset = dm.sequence_dataset(sequence)
+                dataset.scale = 1.0
+                count = len(dataset)
+                picks = np.linspace(1, count - 1, min(args.infer_frames, count - 1))
+                return torch.utils.data.Subset(dataset, sorted(set(picks.round().astype(int))))
+
+            calibration = [frames_at_480p(s).dataset[0]["image"][None] for s in sequences]
+            paths = {"reference": (reference, "eager", 1), "eager": (fast, "eager", args.infer_batch),
+                     "compiled": (fast, "compiled", args.infer_batch),
+                     "int8": (fast, "int8", args.infer_batch)}
+            segmenters = {name: instantiate(cfg.task, parent=parent, engine=engine, progress=False,
+                                            prefix=mode, prefix_images=lambda: calibration)
+                          for name, (engine, mode, _) in paths.items()}
+            tuner = segmenters[args.infer_tune_on]
+            rows, seconds, setup = {}, {name: [] for name in paths}, {}
+            for k, sequence in enumerate(sequences):
+                pl.seed_everything(int(cfg.seed), verbose=False)
+                ft = tuner.finetuning
+                nets, tuning = tuner.finetune({1: dm.first_frames(
+                    sequence, ft.samples, seed=int(cfg.seed), augment=ft.augment, views=ft.views)},
+                    sequence)
+                frames = frames_at_480p(sequence)
+                truth = np.stack([dm.ground_truth(sequence, int(i)) for i in frames.indices]) > 0
+                rows[sequence] = {"frames": len(frames), "finetune_seconds": tuning, "J": {}}
+                for name, (_, _, batch) in paths.items():
+                    if name == "reference":  # NCHW weights too (a fast pass leaves them NHWC)
+                        for net in nets.values():
+                            net.to(memory_format=torch.contiguous_format)
+                    batches = list(DataLoader(frames, batch_size=batch))
+                    seg = segmenters[name]
+                    passes = 1 + (args.infer_repeat if k == 0 else 0)
+                    for p in range(passes):
+                        t0 = time.perf_counter()
+                        masks = np.stack([m for _, m in seg.segment(nets, batches, sequence)]) > 0
+                        if k == 0 and p > 0:
+                            seconds[name].append(time.perf_counter() - t0)
+                    if k == 0:
+                        setup[name] = seg.prefix_timing["setup_seconds"]
+                    rows[sequence]["J"][name] = float(jf_per_frame(truth, masks)[0].mean())
+                self.log(f"  {sequence:16s} J " + "  ".join(
+                    f"{n} {j:.4f}" for n, j in rows[sequence]["J"].items()))
+            setup_total = {name: seg.prefix_timing["setup_seconds"] for name, seg in segmenters.items()}
+        n = rows[sequences[0]]["frames"]
         ms = {name: 1000 * statistics.median(s) / n for name, s in seconds.items()}
-        j = {name: float(jf_per_frame(truth, m)[0].mean()) for name, m in masks.items()}
+        j = {name: float(np.mean([r["J"][name] for r in rows.values()])) for name in paths}
         result = {
-            "sequence": sequence, "frames": n, "input_hw": list(batches["fast"][0]["image"].shape[-2:]),
-            "fast_batch": args.infer_batch, "fast_precision": engines["fast"].precision,
-            "fast_channels_last": engines["fast"].channels_last,
-            "ms_per_frame": ms, "speedup": ms["reference"] / ms["fast"],
-            "seconds_per_repeat": seconds, "J": j, "J_difference_points": 100 * (j["fast"] - j["reference"]),
-            "pixels_differing": float((masks["fast"] != masks["reference"]).mean()),
-            "finetune_seconds": finetune_seconds,
+            "sequences": sequences, "timed_sequence": sequences[0], "timed_frames": n,
+            "input_hw": list(frames_at_480p(sequences[0])[0]["image"].shape[-2:]),
+            "fast_batch": args.infer_batch, "fast_precision": fast.precision,
+            "fast_channels_last": fast.channels_last, "finetuned_on": args.infer_tune_on,
+            "calibration_images": len(calibration), "ms_per_frame": ms,
+            "speedup_vs_reference": {name: ms["reference"] / v for name, v in ms.items()},
+            "seconds_per_repeat": seconds, "J": j,
+            "J_difference_points": {name: 100 * (v - j["reference"]) for name, v in j.items()},
+            "setup_seconds_first_sequence": setup, "setup_seconds_total": setup_total,
+            "inductor_cache": os.environ.get("TORCHINDUCTOR_CACHE_DIR", "default (warm)"),
+            "per_sequence": rows,
         }
-        self.log(f"inference at 480p on {sequence} ({n} frames): reference {ms['reference']:.0f} "
-                 f"ms/frame, fast {ms['fast']:.0f} ms/frame ({result['speedup']:.2f}x); J "
-                 f"{j['reference']:.4f} vs {j['fast']:.4f} ({result['J_difference_points']:+.2f} points)")
+        self.log(f"inference at 480p ({n} frames of {sequences[0]}, {fast.precision}): " + ", ".join(
+            f"{name} {v:.0f} ms/frame ({result['speedup_vs_reference'][name]:.2f}x)"
+            for name, v in ms.items()))
+        self.log(f"J over {len(sequences)} sequence(s), same weights: " + ", ".join(
+            f"{name} {v:.4f} ({result['J_difference_points'][name]:+.2f} points)"
+            for name, v in j.items()))
+        self.log("prefix set-up (export, calibration, compilation) per process: " + ", ".join(
+            f"{name} {v:.1f} s" for name, v in setup_total.items()))
         return result
 
 
@@ -324,7 +407,22 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--infer-frames", type=int, default=12)
     parser.add_argument("--infer-batch", type=int, default=4)
     parser.add_argument("--infer-repeat", type=int, default=3)
+    parser.add_argument("--infer-sequences", default=None,
+                        help="comma-separated sequences for the inference guard (default: the first "
+                             "of --sequences; 'all': every one of them)")
+    parser.add_argument("--infer-tune-on", default="int8", choices=["eager", "compiled", "int8"],
+                        help="the frozen prefix the inference comparison's networks are fine-tuned with")
+    parser.add_argument("--warm-cache", action="store_true",
+                        help="keep inductor's on-disk cache (default: a fresh one, so compile times "
+                             "are a new machine's)")
     parser.add_argument("--skip-inference", action="store_true")
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="only seconds per sequence (fine-tuning + inference): the reference "
+                             "setting against the online defaults at 480p and --recipe-scale")
+    parser.add_argument("--recipe-scale", type=float, default=0.3,
+                        help="data.scale of the cpu recipe (experiments/common.sh)")
+    parser.add_argument("--amortise", type=int, default=10,
+                        help="sequences the prefix set-up is shared by (a DAVIS val run: 10... 20)")
     parser.add_argument("--inference-only", action="store_true",
                         help="only the 480p inference comparison (one fast fine-tuning for its weights)")
     parser.add_argument("--override", action="append", default=[],
@@ -343,12 +441,18 @@ def parse_args() -> argparse.Namespace:
         args.sequences = DAVISIndex(args.root).split("val")
     else:
         args.sequences = args.sequences.split(",")
+    if args.infer_sequences == "all":
+        args.infer_sequences = list(args.sequences)
+    elif args.infer_sequences:
+        args.infer_sequences = args.infer_sequences.split(",")
     args.plot = args.plot or args.out.with_suffix(".png")
     return args
 
 
 def main() -> None:
     args = parse_args()
+    if not args.warm_cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-cold-")
     if args.threads:
         torch.set_num_threads(args.threads)
     bench = Bench(args)
@@ -357,11 +461,14 @@ def main() -> None:
               f"{info['torch']} ({info['torch_threads']} threads), bf16 native: "
               f"{info['bf16_native']}, load {info['load_average_at_start']}")
     t0 = time.perf_counter()
-    if args.inference_only:
-        inference = bench.inference()
+    if args.inference_only or args.end_to_end:
+        result = ({"inference_480p": bench.inference()} if args.inference_only
+                  else {"end_to_end": bench.end_to_end()})
         info["load_average_at_end"] = os.getloadavg()
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"machine": info, "inference_480p": inference}, indent=1))
+        args.out.write_text(json.dumps({"machine": info, **result,
+                                        "total_seconds": time.perf_counter() - t0}, indent=1))
+        bench.log(f"wrote {args.out}")
         return
     bench.run_sequences(args.out.with_suffix(".partial.jsonl"))
     inference = None if args.skip_inference else bench.inference()
