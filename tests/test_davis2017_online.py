@@ -110,7 +110,10 @@ def segmenter_and_data(first_frames, vgg_weights, tmp_path_factory):
     cfg = compose_cfg(["+experiment=online", "data=davis2017", f"data.root={first_frames}",
                        "data.resolution=240p", f"data.sequences=[{SEQ}]", "data.scale=0.25",
                        "online.iterations=3", f"model.weights={vgg_weights}", "logger=none",
-                       "data.num_workers=0", "trainer.enable_progress_bar=false"], tmp)
+                       "data.num_workers=0", "trainer.enable_progress_bar=false",
+                       # each network's own frozen layers, counted below (tests/test_prefix.py
+                       # covers the one compiled / int8 copy)
+                       "online.prefix=eager"], tmp)
     parent, normalization = load_parent(cfg)
     dm = build_datamodule(cfg, normalization)
     segmenter = instantiate(cfg.task, parent=parent, engine=build_engine(cfg, tmp), progress=False)

@@ -15,6 +15,9 @@ bf16 the test takes minutes, most of it the emulated bf16 fine-tuning (7 s per u
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +31,8 @@ from osvos_pl.utils import hardware
 from tests.helpers import compose_cfg, copy_sample, cpu_engine, segmenter
 
 FRAMES = 12  # car-shadow frames scored (frame 0 is the one fine-tuned on)
+INT8_PREFIX = os.environ.get("CI") == "true" or (
+    importlib.util.find_spec("torchao") is not None and shutil.which("g++") is not None)
 ITERATIONS = 100
 
 
@@ -118,7 +123,8 @@ def _online(root: Path, weights: Path, out: Path, extra: list[str]) -> dict:
 @pytest.mark.slow
 def test_fast_fine_tuning_j_mean_stays_within_one_and_a_half_points_of_fp32(
         davis_sample, vgg_weights, tmp_path):
-    """bf16 autocast + channels_last, fine-tuning and inference, against fp32 eager, with the
+    """bf16 autocast + channels_last (and the default frozen prefix: int8 on a VNNI CPU),
+    fine-tuning and inference, against fp32 eager, with the
     default fine-tuning recipe (100 updates, warm-up + cosine to lr 1e-3, stages 1-3 frozen):
     both learn, and |J-Mean difference| <= 1.5 points on real frames, same seed and settings.
     Rounding makes the two fine-tuning trajectories drift apart at this lr (fp32 itself moves
@@ -126,7 +132,7 @@ def test_fast_fine_tuning_j_mean_stays_within_one_and_a_half_points_of_fp32(
     updates, +1.15 points); the strict guard is on inference with the same weights, below."""
     root = copy_sample(davis_sample, tmp_path / "davis", ("car-shadow",), frames=FRAMES)
     ref = _online(root, vgg_weights, tmp_path / "fp32",
-                  ["trainer.precision=32-true", "model.channels_last=false"])
+                  ["trainer.precision=32-true", "model.channels_last=false", "online.prefix=eager"])
     fast = _online(root, vgg_weights, tmp_path / "fast",
                    ["trainer.precision=bf16-mixed", "model.channels_last=true"])
     assert ref["config"]["trainer"]["precision"] == "32-true"
@@ -147,7 +153,9 @@ def test_fast_inference_j_mean_stays_within_half_a_point_of_fp32_on_the_same_wei
         davis_sample, vgg_weights, tmp_path):
     """The accuracy guard of the fast inference path: one fine-tuned network segments real
     frames with bf16 autocast + NHWC + batches of 4 and with fp32 eager NCHW batch 1; the two
-    J-Means differ by at most half a point."""
+    J-Means differ by at most half a point. So does the fast path with its frozen stages in
+    int8 (``online.prefix=int8``, calibrated on the annotated frame), where torchao and a C++
+    compiler are there (always under CI)."""
     import pytorch_lightning as pl
     from hydra.utils import instantiate
     from torch.utils.data import DataLoader
@@ -158,25 +166,34 @@ def test_fast_inference_j_mean_stays_within_half_a_point_of_fp32_on_the_same_wei
     root = copy_sample(davis_sample, tmp_path / "davis", ("car-shadow",), frames=FRAMES)
     cfg = compose_cfg(["+experiment=online_pn", f"data.root={root}", "data.sequences=[car-shadow]",
                        "data.scale=0.5", "data.num_workers=0", f"model.weights={vgg_weights}",
-                       "online.iterations=40", "logger=none"], tmp_path / "out")
+                       "online.iterations=40", "logger=none", "online.prefix=eager"],
+                      tmp_path / "out")
     parent, normalization = load_parent(cfg)
     dm = build_datamodule(cfg, normalization)
     engines = {"fp32": cpu_engine(tmp_path, "32-true", False),
                "fast": cpu_engine(tmp_path, "bf16-mixed", "inference")}
     seg = instantiate(cfg.task, parent=parent, engine=engines["fp32"], progress=False)
+    first = [next(iter(dm.sequence_dataloader("car-shadow")))["image"][:1]]
+    segs = {"fp32": seg, "fast": seg}
+    if INT8_PREFIX:
+        segs["int8"] = instantiate(cfg.task, parent=parent, engine=engines["fast"], progress=False,
+                                   prefix="int8", prefix_images=lambda: first)
     pl.seed_everything(int(cfg.seed), verbose=False)
     nets, _ = seg.finetune({1: dm.first_frames("car-shadow", seg.finetuning.samples,
                                                seed=int(cfg.seed))})
     frames = dm.sequence_dataset("car-shadow")
     truth = np.stack([dm.ground_truth("car-shadow", i) for i in range(1, len(frames))]) > 0
     j = {}
-    for name, batch_size in (("fp32", 1), ("fast", 4)):
-        seg.engine = engines[name]
-        masks = [m for _, m in seg.segment(nets, DataLoader(frames, batch_size=batch_size),
-                                           "car-shadow")]
+    for name, batch_size in (("fp32", 1), ("fast", 4), ("int8", 4))[: len(segs)]:
+        seg.engine = engines["fp32" if name == "fp32" else "fast"]
+        masks = [m for _, m in segs[name].segment(nets, DataLoader(frames, batch_size=batch_size),
+                                                  "car-shadow")]
         j[name] = float(jf_per_frame(truth, np.stack(masks[1:]) > 0)[0].mean())
     print(f"inference on car-shadow 1-{FRAMES - 1} at 240x427, same weights: fp32 J "
           f"{j['fp32']:.4f}, bf16+NHWC J {j['fast']:.4f} ({100 * (j['fast'] - j['fp32']):+.2f} "
-          "points)")
+          f"points), int8 prefix J {j.get('int8', float('nan')):.4f}")
     assert j["fp32"] > 0.5
     assert abs(j["fast"] - j["fp32"]) <= 0.005
+    if INT8_PREFIX:
+        assert segs["int8"].frozen_prefix is not None
+        assert abs(j["int8"] - j["fp32"]) <= 0.005
