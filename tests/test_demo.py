@@ -28,6 +28,20 @@ def test_painted_layers_and_masks_round_trip():
     assert session.labels_from_layers([], (40, 60), 4).sum() == 0
 
 
+def test_strokes_go_on_top_of_the_mask_the_editor_was_given():
+    base = np.zeros((40, 60), np.uint8)
+    base[5:25, 5:25] = 1
+    shown = session.editor_value(np.full((40, 60, 3), 100, np.uint8), base)
+    assert shown["layers"] == [] and (shown["composite"][10, 10] != 100).any()  # tinted
+    stroke = np.zeros((40, 60, 4), np.uint8)
+    stroke[30:35, 40:50] = (0, 128, 0, 153)    # object 2's brush
+    stroke[5:25, 5:10] = (255, 255, 255, 153)  # the white brush: not an object
+    labels = session.labels_from_layers([stroke], (40, 60), 4, base)
+    assert (labels[30:35, 40:50] == 2).all() and (labels[5:25, 5:10] == 0).all()
+    assert (labels[5:25, 10:25] == 1).all() and labels.sum() == 1 * 20 * 15 + 2 * 5 * 10
+    assert session.colours(2) == ["#800000", "#008000", "#ffffff"]
+
+
 def test_uploads_are_a_video_or_a_zip_of_frames(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(DataError, match="notes.txt is not a video"):

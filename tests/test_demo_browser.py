@@ -1,7 +1,7 @@
 """The browser demo in a real browser: headless Chromium (Debian's ``chromium``) driven by
 Playwright. The app is started as a user starts it, on 127.0.0.1; the page gets a wrong file,
 a zip of a generated sequence's frames, an empty mask, a box drawn by two clicks and GrabCut,
-a few updates; the overlay video must play, the masks must download and follow the object.
+a second object painted with the brush, a few updates; the overlay video must play, the masks must download and follow the object.
 
 Without the browser (or Playwright, or Gradio) the test skips with the reason, except under
 CI (CI=true), where that is a failure. Every request the page makes outside the app is
@@ -113,6 +113,17 @@ def _truth(generated: Path, stem: str) -> np.ndarray:
     return np.asarray(Image.open(generated / "Annotations/480p" / SEQUENCE / f"{stem}.png")) > 0
 
 
+def _distractor(generated: Path) -> tuple[float, float]:
+    """Centre ``(x, y)`` of frame 0's unannotated object: saturated pixels off the annotation."""
+    import cv2
+
+    image = cv2.imread(str(generated / "JPEGImages/480p" / SEQUENCE / "00000.jpg"))
+    saturated = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)[..., 1] > 120
+    saturated &= ~cv2.dilate(_truth(generated, "00000").astype(np.uint8), np.ones((9, 9))).astype(bool)
+    ys, xs = np.nonzero(saturated)
+    return float(np.median(xs)), float(np.median(ys))
+
+
 @pytest.mark.slow
 def test_segment_a_clip_from_the_browser(browser, demo_url, generated, tmp_path):
     from playwright.sync_api import expect
@@ -171,6 +182,25 @@ def test_segment_a_clip_from_the_browser(browser, demo_url, generated, tmp_path)
     expect(status).to_contain_text("GrabCut, object 1", timeout=30_000)
     expect(page.locator("#mask_info")).to_contain_text("object 1:", timeout=10_000)
 
+    # a second object, painted with the brush in its colour on the unannotated distractor
+    page.click("#editor button[aria-label='Brush']")
+    page.click("#editor button[aria-label='Color']")
+    page.locator("#editor button[style*='background-color: rgb(0, 128, 0)']").first.click()
+    page.keyboard.press("Escape")
+    page.click("#mask_info")  # a click outside closes the swatches
+    expect(page.locator("#editor button[style*='background-color: rgb(0, 128, 0)']")).to_be_hidden()
+    canvas = page.locator("#editor canvas").first.bounding_box()
+    zoom = float(re.search(r"(\d+)%", page.locator("#editor").inner_text()).group(1)) / 100
+    dx, dy = _distractor(generated)
+    cx = canvas["x"] + canvas["width"] / 2 + (dx - first.shape[1] / 2) * zoom
+    cy = canvas["y"] + canvas["height"] / 2 + (dy - first.shape[0] / 2) * zoom
+    page.mouse.move(cx - 6 * zoom, cy - 10 * zoom)
+    page.mouse.down()
+    page.mouse.move(cx + 6 * zoom, cy + 10 * zoom, steps=12)
+    page.mouse.up()
+    expect(page.locator("#mask_info")).to_contain_text("object 2:", timeout=10_000)
+    assert "object 1:" in page.inner_text("#mask_info")  # the GrabCut mask is kept
+
     updates = page.locator("#updates input[type=number]")
     updates.fill(str(UPDATES))
     updates.press("Enter")
@@ -178,7 +208,7 @@ def test_segment_a_clip_from_the_browser(browser, demo_url, generated, tmp_path)
 
     page.click("#run")
     expect(status).to_contain_text("done in", timeout=300_000)
-    assert f"{UPDATES} updates each" in status.inner_text()
+    assert f"2 object(s), {UPDATES} updates each" in status.inner_text()
 
     video = page.locator("#overlay_video video")
     expect(video).to_have_attribute("src", re.compile(r"overlay\.webm$"))
@@ -190,10 +220,13 @@ def test_segment_a_clip_from_the_browser(browser, demo_url, generated, tmp_path)
     masks = zipfile.ZipFile(io.BytesIO(Path(download.value.path()).read_bytes()))
     pngs = sorted(n for n in masks.namelist() if n.endswith(".png"))
     assert pngs == [f"clip/{f.stem}.png" for f in sorted(frames.glob("*.jpg"))]
-    pred = np.stack([np.asarray(Image.open(io.BytesIO(masks.read(n)))) > 0 for n in pngs])
+    ids = np.stack([np.asarray(Image.open(io.BytesIO(masks.read(n)))) for n in pngs])
+    assert set(np.unique(ids)) <= {0, 1, 2} and (ids[0] == 2).any()  # palette ids, both objects
+    pred = ids == 1
     truth = np.stack([_truth(generated, Path(n).stem) for n in pngs])
     j = float(db_eval_iou(truth[1:], pred[1:]).mean())
-    print(f"demo on {SEQUENCE} ({UPDATES} updates from the ImageNet backbone): J = {j:.3f}")
+    print(f"demo on {SEQUENCE} ({UPDATES} updates from the ImageNet backbone, the distractor "
+          f"as object 2): J = {j:.3f}")
     assert j >= 0.5
 
     frame = page.locator("#frame input[type=number]")

@@ -50,10 +50,12 @@ def build(settings: Settings) -> gr.Blocks:
     with gr.Blocks(title="OSVOS: segment a video from one frame", analytics_enabled=False) as page:
         clip_state, result_state, corner = gr.State(None), gr.State([]), gr.State(None)
         shown = gr.State(None)  # a digest of the mask the preview shows: redrawn only on a change
+        base = gr.State(None)  # the mask given to the editor (GrabCut's); its strokes go on top
         gr.Markdown("## OSVOS: draw the object on the first frame, watch it followed\n"
                     "1. Upload a video or a zip of frames, or pick a generated sequence. "
                     "2. Paint each object on frame 0 in its colour (or click two corners on the "
-                    "preview for a box and press GrabCut), correct it with the brush / eraser. "
+                    "preview for a box and press GrabCut), correct it with the brushes (white takes "
+                    "pixels away; the eraser removes strokes). "
                     "3. Choose the updates and the parent, and run.")
         with gr.Row():
             upload = gr.File(label="video or zip of frames", elem_id="upload")
@@ -72,7 +74,8 @@ def build(settings: Settings) -> gr.Blocks:
                                label="the mask on frame 0 (click two corners to draw a box)")
         with gr.Row():
             object_id = gr.Radio(list(range(1, settings.max_objects + 1)), value=1,
-                                 label="object (its brush colour: red, green, olive, blue)",
+                                 label="object for GrabCut (brushes: red, green, olive, blue "
+                                       "for objects 1-4; white takes pixels away)",
                                  elem_id="object")
             box = gr.Textbox(label="box x0,y0,x1,y1 (px)", elem_id="box")
             grabcut = gr.Button("GrabCut the box", elem_id="grabcut")
@@ -99,19 +102,19 @@ def build(settings: Settings) -> gr.Blocks:
         handlers = _Handlers(settings, status=status, editor=editor, preview=preview,
                              mask_info=mask_info, video=video, frame=frame,
                              frame_view=frame_view, masks=masks, result=result_state,
-                             shown=shown)
-        loaded = [clip_state, editor, preview, mask_info, estimate, status, corner, shown]
+                             shown=shown, base=base)
+        loaded = [clip_state, editor, preview, mask_info, estimate, status, corner, shown, base]
         upload.upload(handlers.load_upload, [upload], loaded).then(
             lambda: gr.update(value=None), None, [sequence])  # one source shown at a time
         sequence.input(handlers.load_generated, [sequence], loaded).then(
             lambda: None, None, [upload])
-        editor.change(handlers.show_mask, [editor, clip_state, updates, shown],
+        editor.change(handlers.show_mask, [editor, clip_state, updates, shown, base],
                       [preview, mask_info, estimate, shown])
         preview.select(handlers.corner, [corner, clip_state], [corner, box, status])
-        grabcut.click(handlers.grabcut, [editor, clip_state, object_id, box],
-                      [editor, preview, mask_info, status, shown])
-        updates.change(handlers.estimate, [editor, clip_state, updates], [estimate])
-        run.click(handlers.run, [clip_state, editor, updates, parent],
+        grabcut.click(handlers.grabcut, [editor, clip_state, object_id, box, base],
+                      [editor, preview, mask_info, status, shown, base])
+        updates.change(handlers.estimate, [editor, clip_state, updates, base], [estimate])
+        run.click(handlers.run, [clip_state, editor, updates, parent, base],
                   [video, frame, frame_view, masks, status, result_state], concurrency_limit=1)
         frame.change(handlers.show_frame, [frame, result_state], [frame_view])
     return page
@@ -143,7 +146,7 @@ class _Handlers:
         return [clip, session.editor_value(clip.first, empty), clip.first, session.describe_labels(empty),
                 self._estimate(clip, 0, self.s.updates),
                 f"loaded {clip.name}: {clip.frames} frames of {clip.size[1]}x{clip.size[0]}",
-                None, hashlib.sha1(empty.tobytes()).hexdigest()]
+                None, hashlib.sha1(empty.tobytes()).hexdigest(), empty]
 
     def load_upload(self, path):
         try:
@@ -151,14 +154,14 @@ class _Handlers:
                 raise OSVOSError("no file uploaded")
             return self._loaded(session.open_upload(path, self._session_dir()))
         except OSVOSError as exc:
-            return [gr.update()] * 5 + [f"error: {exc}", None, gr.update()]
+            return [gr.update()] * 5 + [f"error: {exc}", None, gr.update(), gr.update()]
 
     def load_generated(self, name):
         try:
             return self._loaded(session.open_clip(
                 self.s.generated_root / "JPEGImages" / "480p" / name, name))
         except OSVOSError as exc:
-            return [gr.update()] * 5 + [f"error: {exc}", None, gr.update()]
+            return [gr.update()] * 5 + [f"error: {exc}", None, gr.update(), gr.update()]
 
     def _session_dir(self) -> Path:
         path = self.s.work_dir / "sessions" / uuid.uuid4().hex[:12]
@@ -166,18 +169,18 @@ class _Handlers:
         return path
 
     # -- the mask ---------------------------------------------------------------------------
-    def _labels(self, editor, clip: session.Clip) -> np.ndarray:
+    def _labels(self, editor, clip: session.Clip, base) -> np.ndarray:
         layers = (editor or {}).get("layers") or []
-        return session.labels_from_layers(layers, clip.size, self.s.max_objects)
+        return session.labels_from_layers(layers, clip.size, self.s.max_objects, base)
 
-    def show_mask(self, editor, clip, updates, shown):
+    def show_mask(self, editor, clip, updates, shown, base):
         """The preview follows the painted mask; redrawn only when the mask changed (a redrawn
         image would swallow a click on it)."""
         if clip is None or not editor:
             return gr.update(), gr.update(), gr.update(), shown
         from osvos_pl.visualize import overlay
 
-        labels = self._labels(editor, clip)
+        labels = self._labels(editor, clip, base)
         digest = hashlib.sha1(labels.tobytes()).hexdigest()
         if digest == shown:
             return gr.update(), gr.update(), gr.update(), shown
@@ -196,7 +199,7 @@ class _Handlers:
         return None, text, f"box {text}: press GrabCut"
 
     @_one_line
-    def grabcut(self, editor, clip, object_id, box_text):
+    def grabcut(self, editor, clip, object_id, box_text, base):
         if clip is None:
             raise OSVOSError("load a clip first")
         if not (box_text or "").strip():
@@ -206,16 +209,17 @@ class _Handlers:
 
         box = parse_box(box_text, clip.size)
         labels, how = session.apply_grabcut(self.s.grabcut, clip.first,
-                                            self._labels(editor, clip), int(object_id), box)
+                                            self._labels(editor, clip, base), int(object_id),
+                                            box)
         return {self.c.editor: session.editor_value(clip.first, labels), self.c.preview: overlay(clip.first, labels),
                 self.c.mask_info: session.describe_labels(labels),
                 self.c.status: f"GrabCut, object {object_id}: {how}",
-                self.c.shown: hashlib.sha1(labels.tobytes()).hexdigest()}
+                self.c.shown: hashlib.sha1(labels.tobytes()).hexdigest(), self.c.base: labels}
 
-    def estimate(self, editor, clip, updates):
+    def estimate(self, editor, clip, updates, base):
         if clip is None:
             return ""
-        labels = self._labels(editor, clip) if editor else np.zeros(1)
+        labels = self._labels(editor, clip, base)
         return self._estimate(clip, len(np.unique(labels)) - 1, updates)
 
     def _estimate(self, clip: session.Clip, objects: int, updates) -> str:
@@ -227,10 +231,10 @@ class _Handlers:
 
     # -- the run -------------------------------------------------------------------------------
     @_one_line
-    def run(self, clip, editor, updates, parent, progress=PROGRESS):
+    def run(self, clip, editor, updates, parent, base, progress=PROGRESS):
         if clip is None:
             raise OSVOSError("load a clip first (upload one or pick a generated sequence)")
-        labels = self._labels(editor, clip)
+        labels = self._labels(editor, clip, base)
         output = self._session_dir() / "run"
         parent_ckpt = None if parent in (None, "", NO_PARENT) else str(parent)
         result = session.run_clip(clip, labels, int(updates), parent_ckpt, self.s.predict,

@@ -115,16 +115,23 @@ def generated_sequences(root: Path) -> list[str]:
 
 
 def colours(count: int) -> list[str]:
-    """The DAVIS palette colours of objects 1..count, ``#rrggbb``: each object's brush."""
-    return ["#" + "".join(f"{c:02x}" for c in PALETTE[k]) for k in range(1, count + 1)]
+    """The brushes, ``#rrggbb``: objects 1..count in their DAVIS palette colours, then white,
+    which paints "no object" (to take pixels away from a mask)."""
+    return ["#" + "".join(f"{c:02x}" for c in PALETTE[k]) for k in range(1, count + 1)] + \
+        ["#" + "".join(f"{c:02x}" for c in NOT_AN_OBJECT)]
+
+
+#: The brush colour that paints background (object id 0).
+NOT_AN_OBJECT = (255, 255, 255)
 
 
 def labels_from_layers(layers: Sequence[np.ndarray | None], size: tuple[int, int],
-                       objects: int) -> np.ndarray:
-    """``(H, W) uint8`` object ids from the editor's RGBA layers: a painted pixel (alpha at
-    least half the brush's) takes the object whose colour is nearest; later layers on top."""
-    labels = np.zeros(size, np.uint8)
-    ref = PALETTE[1:objects + 1].astype(np.int32)
+                       objects: int, base: np.ndarray | None = None) -> np.ndarray:
+    """``(H, W) uint8`` object ids: ``base`` (the mask the editor was given, baked into its
+    picture) with the user's strokes (its RGBA layers) on top. A painted pixel (alpha at least
+    half the brush's) takes the object whose brush colour is nearest, white taking it away."""
+    labels = np.zeros(size, np.uint8) if base is None else np.array(base, np.uint8)
+    ref = np.array([NOT_AN_OBJECT, *PALETTE[1:objects + 1]], np.int32)
     for layer in layers:
         if layer is None:
             continue
@@ -135,14 +142,13 @@ def labels_from_layers(layers: Sequence[np.ndarray | None], size: tuple[int, int
             continue
         painted = layer[..., 3] >= 255 * OPACITY / 2
         rgb = layer[painted][:, :3].astype(np.int32)
-        nearest = ((rgb[:, None] - ref[None]) ** 2).sum(-1).argmin(1)
-        labels[painted] = nearest + 1
+        labels[painted] = ((rgb[:, None] - ref[None]) ** 2).sum(-1).argmin(1)
     return labels
 
 
 def layer_from_labels(labels: np.ndarray) -> np.ndarray:
-    """``(H, W, 4) uint8`` RGBA: each object in its colour at the brush's opacity — what the
-    editor shows, and what :func:`labels_from_layers` reads back."""
+    """``(H, W, 4) uint8`` RGBA: each object in its brush colour at the brush's opacity, as
+    strokes would paint it (:func:`labels_from_layers` reads it back)."""
     layer = np.zeros((*labels.shape, 4), np.uint8)
     layer[..., :3] = PALETTE[labels]
     layer[..., 3] = np.where(labels > 0, round(255 * OPACITY), 0)
@@ -150,13 +156,14 @@ def layer_from_labels(labels: np.ndarray) -> np.ndarray:
 
 
 def editor_value(image: np.ndarray, labels: np.ndarray) -> dict:
-    """The editor's value for frame ``image`` with ``labels`` painted on its one layer. The
-    composite (the layer blended over the frame) is what the editor shows at first: without
-    it the page shows no mask."""
+    """The editor's value for frame ``image`` showing the mask ``labels`` (tinted as strokes
+    would tint it) and no strokes yet. The editor bakes a given layer into its picture and
+    hands back only new strokes, so the mask itself stays on the server (``base`` of
+    :func:`labels_from_layers`)."""
     layer = layer_from_labels(labels)
     alpha = layer[..., 3:] / 255.0
-    composite = (image * (1 - alpha) + layer[..., :3] * alpha).round().astype(np.uint8)
-    return {"background": image, "layers": [layer], "composite": composite}
+    shown = (image * (1 - alpha) + layer[..., :3] * alpha).round().astype(np.uint8)
+    return {"background": shown, "layers": [], "composite": shown}
 
 
 def apply_grabcut(grabcut: GrabCut, image: np.ndarray, labels: np.ndarray, object_id: int,
