@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from osvos_pl.errors import DataError
+from osvos_pl.errors import DataError, OSVOSError
 
 session = pytest.importorskip("osvos_pl.demo.session")
 
@@ -65,6 +65,26 @@ def test_uploads_are_a_video_or_a_zip_of_frames(tmp_path):
     assert (clip.name, clip.frames, clip.size) == ("clip", 4, (12, 16))
     assert int(clip.first[0, 0, 0]) == 1  # natural order: f1, f2, f10
     assert not (tmp_path / "z-escape.png").exists()
+
+
+def test_an_uploaded_video_and_a_bad_parent(tmp_path):
+    import cv2
+
+    from osvos_pl.first_mask import GrabCut
+
+    writer = cv2.VideoWriter(str(tmp_path / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10,
+                             (64, 48))
+    for i in range(5):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    clip = session.open_upload(tmp_path / "clip.mp4", tmp_path)
+    assert (clip.name, clip.frames, clip.size) == ("clip", 5, (48, 64))
+    labels = np.zeros(clip.size, np.uint8)
+    labels[10:30, 10:30] = 1
+    with pytest.raises(OSVOSError, match="nope.ckpt"):  # predict's preflight, before any run
+        session.run_clip(clip, labels, 2, str(tmp_path / "nope.ckpt"), ["logger=none"],
+                         tmp_path / "run", GrabCut(), lambda f, what: None)
+    assert not (tmp_path / "run" / "masks").exists()
 
 
 def test_expected_time_follows_the_budget_and_is_learnt(tmp_path):

@@ -65,6 +65,9 @@ def main(args: Sequence[str] | None = None) -> None:
 
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before Gradio is imported
     args = list(sys.argv[1:] if args is None else args)
+    if any(a in ("-h", "--help") for a in args):
+        print(f"usage: {USAGE}\nevery key: conf/demo.yaml; predict's keys go in predict=[...]")
+        return
     preflight("demo", USAGE, check_demo, args)
     cfg = compose("demo", args)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(levelname)s] %(message)s",
