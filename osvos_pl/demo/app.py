@@ -148,6 +148,7 @@ class _Handlers:
                 f"loaded {clip.name}: {clip.frames} frames of {clip.size[1]}x{clip.size[0]}",
                 None, hashlib.sha1(empty.tobytes()).hexdigest(), empty]
 
+    @_one_line
     def load_upload(self, path):
         try:
             if not path:
@@ -156,6 +157,7 @@ class _Handlers:
         except OSVOSError as exc:
             return [gr.update()] * 5 + [f"error: {exc}", None, gr.update(), gr.update()]
 
+    @_one_line
     def load_generated(self, name):
         try:
             return self._loaded(session.open_clip(
