@@ -374,7 +374,7 @@ class OneShotSegmenter:
             net.eval().to(self.engine.device, memory_format=layout)
         shared = shared_stages(list(nets.values())) if self.share_trunk and len(nets) > 1 else 0
         prefix = self.frozen_prefix
-        if prefix is not None and shared_stages([self.parent, *nets.values()]) < prefix.stages:
+        if prefix is not None and shared_stages([*nets.values(), self.parent]) < prefix.stages:
             prefix = None  # networks not made from this parent: each runs its own stages
         for batch in batches:
             image = batch["image"].to(self.engine.device, non_blocking=True)
@@ -407,7 +407,8 @@ class OneShotSegmenter:
 def shared_stages(nets: Sequence[torch.nn.Module]) -> int:
     """How many leading VGG stages (0-5) all ``nets`` have with equal weights: the stages
     fine-tuning kept frozen (``online.frozen_stages``), all five for copies of the parent (-OS).
-    Compared by value, so a stage is shared only where sharing cannot change a mask."""
+    Compared by value, so a stage is shared only where sharing cannot change a mask; on the first
+    network's device (the parent may stay on the CPU while its copies run on a GPU)."""
     first = [dict(layer.named_parameters()) for layer in nets[0].trunk.features]
     others = [list(net.trunk.features) for net in nets[1:]]
     for stage, end in enumerate(STAGE_ENDS):
@@ -415,7 +416,7 @@ def shared_stages(nets: Sequence[torch.nn.Module]) -> int:
         for i in range(begin, end):
             for layers in others:
                 params = dict(layers[i].named_parameters())
-                if any(not torch.equal(w, params[n]) for n, w in first[i].items()):
+                if any(not torch.equal(w, params[n].to(w.device)) for n, w in first[i].items()):
                     return stage
     return len(STAGE_ENDS)
 
