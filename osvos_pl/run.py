@@ -277,9 +277,10 @@ def prepare_online(cfg: DictConfig, output_dir: Path, predictions: str = "predic
 
 
 def annotated_frames(dm, names: list[str]) -> list[torch.Tensor]:
-    """The first frame of each of ``names`` as the network sees it, ``(1, 3, h, w)``: what an
-    int8 prefix is calibrated on (``online.prefix_calibration``), frames the method is given."""
-    return [next(iter(dm.sequence_dataloader(name)))["image"][:1] for name in names]
+    """The annotated frame of each of ``names`` as the network sees it, ``(1, 3, h, w)``: what an
+    int8 prefix is calibrated on (``online.prefix_calibration``), frames the method is given
+    (decoded alone, without a frame loader and its workers)."""
+    return [dm.first_frames(name, 1, augment="none")[0]["image"][None] for name in names]
 
 
 def count_objects(dm, names: list[str]) -> int:
