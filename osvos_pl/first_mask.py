@@ -21,12 +21,20 @@ Box = tuple[int, int, int, int]
 Point = tuple[int, int]
 
 
+def _pixels(value, count: int) -> list[int]:
+    """``count`` pixel coordinates from a list or a ``"a,b,..."`` string, rounded; ValueError or
+    TypeError where there are not exactly ``count`` numbers."""
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    if len(parts) != count:
+        raise ValueError(f"{len(parts)} values, not {count}")
+    return [int(round(float(p))) for p in parts]
+
+
 def parse_box(value, size: tuple[int, int] | None = None) -> Box:
     """``[x0, y0, x1, y1]`` (or ``"x0,y0,x1,y1"``) in pixels → a box, checked against the frame
     ``size`` ``(H, W)`` where given: corners inside it, x0 < x1 and y0 < y1."""
     try:
-        parts = value.split(",") if isinstance(value, str) else list(value)
-        x0, y0, x1, y1 = (int(round(float(p))) for p in parts)
+        x0, y0, x1, y1 = _pixels(value, 4)
     except (TypeError, ValueError):
         raise DataError(f"box={_shown(value)} is not x0,y0,x1,y1 (four pixel coordinates, e.g. "
                         "box=[40,30,200,150])") from None
@@ -53,8 +61,7 @@ def parse_points(values: Sequence, key: str, size: tuple[int, int] | None = None
     points = []
     for value in values or ():
         try:
-            parts = value.split(",") if isinstance(value, str) else list(value)
-            x, y = (int(round(float(p))) for p in parts)
+            x, y = _pixels(value, 2)
         except (TypeError, ValueError):
             raise DataError(f"{key} entry {_shown(value)} is not a point x,y (write {key}=[[x,y],...], "
                             f"e.g. {key}=[[120,80],[130,95]])") from None
