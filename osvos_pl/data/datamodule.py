@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
+from osvos_pl.data.batch_augment import BatchAugment
 from osvos_pl.data.contours import ContourMaps
 from osvos_pl.data.datasets import (
     FirstFrames,
@@ -38,6 +39,12 @@ class DAVISDataModule(pl.LightningDataModule):
     from another dataset than the one evaluated: ``train_root`` at ``train_resolution`` (e.g.
     DAVIS 2016 train at 240p beside a 480p val root), at ``train_scale`` (None: the scale at
     which a training frame has the evaluated frames' input size).
+
+    Parent / contour training speed (``benchmarks/bench_data.py``): ``decode_cache`` keeps the
+    training frames decoded (``none``, ``memory``, ``mmap`` under ``cache_dir``;
+    ``osvos_pl.data.cache``); ``augment_on=device`` has the workers only decode and draw
+    parameters, and warps and recolours each batch on the training device after transfer
+    (``osvos_pl.data.batch_augment``; Lightning calls :meth:`on_after_batch_transfer`).
     """
 
     def __init__(
@@ -64,6 +71,8 @@ class DAVISDataModule(pl.LightningDataModule):
         train_root: str | None = None,
         train_resolution: str | None = None,
         train_scale: float | None = None,
+        decode_cache: str = "none",
+        augment_on: str = "workers",
     ):
         super().__init__()
         self.root, self.year, self.resolution = root, int(year), resolution
@@ -78,6 +87,8 @@ class DAVISDataModule(pl.LightningDataModule):
         self.contour_maps = contour_maps
         self.train_root, self.train_resolution = train_root, train_resolution
         self.train_scale = None if train_scale is None else float(train_scale)
+        self.decode_cache, self.augment_on = decode_cache, augment_on
+        self.device_augment: BatchAugment | None = None
 
     @cached_property
     def contour_map_reader(self) -> ContourMaps | None:
@@ -164,8 +175,11 @@ class DAVISDataModule(pl.LightningDataModule):
             self.train_index, self.train_names(), self.normalization, self.training_scale,
             self.augment,
             self.target, seed=seed,
-            contour_maps=self.contour_map_reader,
+            contour_maps=self.contour_map_reader, augment_on=self.augment_on,
         )
+        ds.keep_decoded(self.decode_cache, self.cache_dir, threads=max(1, self.num_workers))
+        self.device_augment = (BatchAugment(ds.device_spec, self.normalization, ds.contour)
+                               if ds.on_device else None)
         trainer = self.trainer
         if trainer is None:
             return self._loader(ds, self.batch_size, TrainingDraws(ds, self.batch_size, seed))
@@ -175,6 +189,13 @@ class DAVISDataModule(pl.LightningDataModule):
                                 "before the epoch ended")
         return self._loader(ds, self.batch_size, TrainingDraws(
             ds, self.batch_size, seed, start, trainer.world_size, trainer.global_rank))
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """A training batch of the device path (``augment_on=device``: it carries ``pixels``)
+        augmented and normalised where it now is; every other batch as it came."""
+        if self.device_augment is not None and isinstance(batch, dict) and "pixels" in batch:
+            return self.device_augment(batch)
+        return batch
 
     # Sampler 3, over the held-out sequences: every frame in order (evaluation in the loop).
     def val_dataloader(self) -> DataLoader:

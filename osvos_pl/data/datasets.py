@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
+from osvos_pl.data.batch_augment import device_spec, sample_params
+from osvos_pl.data.cache import DecodedFrames, cache_key
 from osvos_pl.data.contours import ContourMaps
 from osvos_pl.data.davis import DAVISIndex, VideoSequence
 from osvos_pl.data.io import read_image, read_mask
@@ -49,7 +51,7 @@ def _sample(image: np.ndarray, target: np.ndarray, norm: Normalization, contour:
         target = mask_boundary(target)
     return {
         "image": norm(image),
-        "mask": torch.from_numpy(np.ascontiguousarray(target)).float().unsqueeze(0),
+        "mask": torch.from_numpy(np.require(target, requirements=["C", "W"])).float().unsqueeze(0),
     }
 
 
@@ -69,6 +71,11 @@ class TrainFrames(Dataset):
     Indexed by ``(item, draw)`` (``TrainingDraws``), the augmentation is seeded by the run's
     ``seed`` and the draw's number: a sample is the same whichever worker makes it, in an
     uninterrupted run and in a resumed one. A plain item index draws unseeded.
+
+    ``augment_on="device"`` leaves the augmentation to the training device: an item is then the
+    decoded ``pixels`` ``(H, W, 3) uint8``, the ``target`` ``(1, H, W)`` and the draw's sampled
+    parameters (``osvos_pl.data.batch_augment``). :meth:`keep_decoded` decodes every item once
+    (``data.decode_cache``); draws are the same bytes either way.
     """
 
     def __init__(
@@ -81,6 +88,7 @@ class TrainFrames(Dataset):
         target: str = "mask",
         seed: int = 0,
         contour_maps: ContourMaps | None = None,
+        augment_on: str = "workers",
     ):
         self.index, self.norm, self.scale, self.seed = index, normalization, scale, int(seed)
         if target == "contour_maps" and contour_maps is None:
@@ -89,6 +97,11 @@ class TrainFrames(Dataset):
         self.maps = contour_maps if target == "contour_maps" else None
         self.augment_name = augment
         self.augment = None
+        if augment_on not in ("workers", "device"):
+            raise DataError(f"data.augment_on={augment_on!r} is unknown; choose workers or device")
+        self.on_device = augment_on == "device"
+        self.device_spec = device_spec(augment) if self.on_device else None
+        self.decoded: DecodedFrames | None = None
         self.items: list[tuple[VideoSequence, int]] = []
         for name in sequences:
             seq = index.sequence(name)
@@ -104,8 +117,9 @@ class TrainFrames(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict:
-        k, draw = key if isinstance(key, tuple) else (key, None)
+    def decode(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Item ``k`` decoded and resized to the training scale: ``(H, W, 3) uint8`` image and
+        ``(H, W)`` target (0/1 uint8 mask, or float32 contour map), before any augmentation."""
         seq, i = self.items[k]
         image = read_image(seq.frames[i])
         hw = scaled_size(image.shape[:2], self.scale)
@@ -118,14 +132,43 @@ class TrainFrames(Dataset):
             labels = read_mask(seq.mask(i))
             _check_pair(image.shape, labels, seq, i)
             image, target = resize_pair(image, binary_target(labels, self.index.year), hw)
+        return image, target
+
+    def keep_decoded(self, mode: str, cache_dir: str, threads: int = 1) -> None:
+        """Decode every item once (``mode``: ``none``, ``memory`` or ``mmap`` under
+        ``cache_dir``; ``osvos_pl.data.cache``), keyed by the data, the items and the scale."""
+        fields = {"root": str(self.index.root.resolve()), "resolution": self.index.resolution,
+                  "year": self.index.year, "scale": self.scale,
+                  "maps": str(self.maps.root) if self.maps is not None else None,
+                  "items": [f"{seq.name}/{i}" for seq, i in self.items]}
+        files = [p for seq, i in self.items for p in (
+            seq.frames[i],
+            self.maps.path(seq.name, Path(seq.frames[i]).stem) if self.maps else seq.masks[i])]
+        self.decoded = DecodedFrames.build(self.decode, len(self), mode, cache_key(fields, files),
+                                           cache_dir, threads)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        k, draw = key if isinstance(key, tuple) else (key, None)
+        image, target = self.decoded[k] if self.decoded is not None else self.decode(k)
+        seed = None if draw is None else draw_seed(self.seed, draw)
+        if self.on_device:
+            return self._raw(image, target, seed)
         if self.augment is None and self.augment_name != "none":  # built lazily, per worker
             self.augment = build_augmentation(self.augment_name, self.norm.mean_rgb())
         if self.augment is not None:
-            if draw is not None:
-                self.augment.set_random_seed(draw_seed(self.seed, draw))
+            if seed is not None:
+                self.augment.set_random_seed(seed)
             out = self.augment(image=image, mask=target)
             image, target = out["image"], out["mask"]
         return _sample(image, target, self.norm, self.contour)
+
+    def _raw(self, image: np.ndarray, target: np.ndarray, seed: int | None) -> dict:
+        """The device path's item: decoded pixels, the target and the draw's parameters."""
+        item = {"pixels": torch.from_numpy(np.array(image, np.uint8)),
+                "target": torch.from_numpy(np.array(target)).unsqueeze(0)}
+        if self.device_spec is not None:
+            item |= sample_params(self.device_spec, image.shape[:2], np.random.default_rng(seed))
+        return item
 
 
 class TrainingDraws(DistributedSampler):

@@ -19,6 +19,7 @@ Two augmentation sets, chosen by ``data.augment``:
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -63,16 +64,58 @@ def paper_versions(image: np.ndarray, mask: np.ndarray) -> list[tuple[np.ndarray
     return out
 
 
-def _flip_and_warp(zoom: tuple[float, float], fill_rgb: tuple[int, int, int],
-                   shift: float = 0.0) -> list:
-    """The PyTorch port's geometry: a flip, then rotation ±30° and a zoom about the centre on
-    the same canvas (bicubic image, nearest mask, borders filled with ``fill_rgb`` and 0);
-    ``shift`` also translates by up to that fraction of each side."""
-    moved = {"translate_percent": (-shift, shift)} if shift else {}
+@dataclass(frozen=True)
+class Photometric:
+    """Colour and blur changes (``strong``, ``shift``): a network must not learn its training
+    sequences' colours. Limits as albumentations takes them: contrast ``alpha = 1 + U(±c)``,
+    brightness ``beta = U(±b) x 255``; hue ``U(±hue)`` in OpenCV's 0-180 units, saturation
+    ``U(±sat)`` on 0-255 (grey pixels stay grey); a Gaussian blur of ``blur_sizes`` taps (3, 4 or
+    5 drawn, 4 made 5) and sigma ``U(blur_sigma)``."""
+
+    brightness: float = 0.25
+    contrast: float = 0.25
+    brightness_p: float = 0.8
+    hue: float = 15.0
+    saturation: float = 30.0
+    hsv_p: float = 0.8
+    blur_sizes: tuple[int, int] = (3, 5)
+    blur_sigma: tuple[float, float] = (0.5, 3.0)
+    blur_p: float = 0.2
+
+
+@dataclass(frozen=True)
+class WarpSpec:
+    """The random augmentations (``pytorch``, ``strong``, ``shift``) as numbers: a flip with
+    probability ``flip_p``, then rotation ``U(±rotate)`` degrees, zoom ``U(zoom)`` drawn for x and
+    y apart (albumentations' ``Affine``, ``keep_ratio=False``) and translation by ``U(±shift)`` of
+    each side, about the centre on the same canvas; then ``photometric`` (None: none). One table
+    for both implementations: albumentations in workers (:func:`build_augmentation`) and
+    batches on the training device (:mod:`osvos_pl.data.batch_augment`)."""
+
+    zoom: tuple[float, float]
+    rotate: float = 30.0
+    shift: float = 0.0
+    flip_p: float = 0.5
+    photometric: Photometric | None = None
+
+
+WARPS = {
+    "pytorch": WarpSpec(zoom=(0.75, 1.25)),
+    "strong": WarpSpec(zoom=(0.6, 1.4), photometric=Photometric()),
+    "shift": WarpSpec(zoom=(0.6, 1.4), shift=0.25, photometric=Photometric()),
+}
+WARPS["zoom"] = WARPS["shift"]  # zoom: object_zoom first (FirstFrames)
+
+
+def _flip_and_warp(spec: WarpSpec, fill_rgb: tuple[int, int, int]) -> list:
+    """The PyTorch port's geometry: a flip, then rotation and a zoom (and a shift) about the
+    centre on the same canvas (bicubic image, nearest mask, borders filled with ``fill_rgb`` and
+    0)."""
+    moved = {"translate_percent": (-spec.shift, spec.shift)} if spec.shift else {}
     return [
-        A.HorizontalFlip(p=0.5),
+        A.HorizontalFlip(p=spec.flip_p),
         A.Affine(
-            rotate=(-30, 30), scale=zoom, interpolation=cv2.INTER_CUBIC,
+            rotate=(-spec.rotate, spec.rotate), scale=spec.zoom, interpolation=cv2.INTER_CUBIC,
             mask_interpolation=cv2.INTER_NEAREST, border_mode=cv2.BORDER_CONSTANT,
             fill=fill_rgb, fill_mask=0, p=1.0, **moved,
         ),
@@ -98,12 +141,13 @@ def object_zoom(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
             cv2.resize(mask[window], (w, h), interpolation=cv2.INTER_NEAREST))
 
 
-def _photometric() -> list:
-    """Colour and blur changes: a network must not learn its training sequences' colours."""
+def _photometric(spec: Photometric) -> list:
     return [
-        A.RandomBrightnessContrast(brightness_limit=0.25, contrast_limit=0.25, p=0.8),
-        A.HueSaturationValue(hue_shift_limit=15, sat_shift_limit=30, val_shift_limit=0, p=0.8),
-        A.GaussianBlur(blur_limit=(3, 5), p=0.2),
+        A.RandomBrightnessContrast(brightness_limit=spec.brightness, contrast_limit=spec.contrast,
+                                   p=spec.brightness_p),
+        A.HueSaturationValue(hue_shift_limit=spec.hue, sat_shift_limit=spec.saturation,
+                             val_shift_limit=0, p=spec.hsv_p),
+        A.GaussianBlur(blur_limit=spec.blur_sizes, sigma_limit=spec.blur_sigma, p=spec.blur_p),
     ]
 
 
@@ -120,12 +164,10 @@ def build_augmentation(name: str, fill_rgb: tuple[int, int, int] = (0, 0, 0)) ->
             for s in PAPER_SCALES
         ]
         return A.Compose([A.HorizontalFlip(p=0.5), A.OneOf(scale_choices, p=1.0)])
-    if name == "pytorch":
-        return A.Compose(_flip_and_warp((0.75, 1.25), fill_rgb))
-    if name == "strong":
-        return A.Compose([*_flip_and_warp((0.6, 1.4), fill_rgb), *_photometric()])
-    if name in ("shift", "zoom"):  # zoom: object_zoom first (FirstFrames)
-        return A.Compose([*_flip_and_warp((0.6, 1.4), fill_rgb, shift=0.25), *_photometric()])
+    if name in WARPS:
+        spec = WARPS[name]
+        photometric = _photometric(spec.photometric) if spec.photometric else []
+        return A.Compose([*_flip_and_warp(spec, fill_rgb), *photometric])
     raise ConfigError(f"data.augment={name!r} is unknown; choose paper, pytorch, strong, shift, "
                       "zoom (one-shot) or none")
 
