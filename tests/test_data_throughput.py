@@ -234,3 +234,31 @@ def test_device_path_keeps_masks_and_contour_targets_binary(davis_sample):
     filled = BatchAugment(ds.device_spec, NORM)(batch)["mask"]
     for edge, mask in zip(edges[:, 0].numpy(), filled[:, 0].numpy(), strict=True):
         np.testing.assert_array_equal(edge, mask_boundary(mask.astype(np.uint8)))
+
+
+def test_lightning_fit_hands_the_task_augmented_batches(davis_sample, tmp_path):
+    """Under ``trainer.fit(datamodule=...)`` Lightning calls the DataModule's hook: the task
+    sees normalised float images and 0/1 masks, never the uint8 pixels."""
+    import pytorch_lightning as pl
+
+    class Probe(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.w, self.seen = torch.nn.Parameter(torch.zeros(1)), []
+
+        def training_step(self, batch, batch_idx):
+            self.seen.append({k: v.dtype for k, v in batch.items()})
+            return (self.w * batch["image"].mean()).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    dm = DAVISDataModule(root=str(davis_sample), train_sequences=["blackswan"], scale=0.125,
+                         batch_size=2, num_workers=0, augment="strong", augment_on="device",
+                         decode_cache="memory", validate="none", normalization="imagenet",
+                         cache_dir=str(tmp_path))
+    probe = Probe()
+    pl.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_progress_bar=False,
+               enable_checkpointing=False, limit_val_batches=0, enable_model_summary=False,
+               default_root_dir=tmp_path).fit(probe, datamodule=dm)
+    assert probe.seen == [{"image": torch.float32, "mask": torch.float32}] * 2
