@@ -218,6 +218,11 @@ class OneShotSegmenter:
     network still has as the parent's run once per frame, only the rest once per object. The
     masks are the same as with ``share_trunk=False`` (each network alone), bit for bit in fp32.
 
+    ``parent_weight`` (``online.parent_weight``, w): each frame's probability is
+    ``(1 - w) p_finetuned + w p_parent``; the parent, which has learnt what objects look like,
+    keeps a say where the copy that learnt frame 0 has forgotten it (an object that grows,
+    turns or changes colour; docs/method.md#one-shot-that-does-not-forget). 0: the paper's.
+
     ``prefix`` (``online.prefix``): how the frozen stages run, the same for every copy of the
     parent (``osvos_pl.model.prefix``): ``eager`` (each network's own layers), ``compiled``,
     ``int8``, or ``auto``. A compiled or int8 prefix is built once, at its first use, from the
@@ -233,6 +238,7 @@ class OneShotSegmenter:
         snap_mask_threshold: float = MASK_THRESHOLD,
         min_superpixels: int = MIN_SUPERPIXELS,
         calibration: str = "none",
+        parent_weight: float = 0.0,
         *,
         parent: torch.nn.Module,
         engine,
@@ -249,6 +255,10 @@ class OneShotSegmenter:
         if calibration not in CALIBRATIONS:
             raise ConfigError(f"online.calibration={calibration!r}; choose one of {CALIBRATIONS}")
         self.calibration = calibration
+        if not 0.0 <= float(parent_weight) <= 1.0:
+            raise ConfigError(f"online.parent_weight={parent_weight} must be in [0, 1] (the "
+                              "parent's share of each frame's foreground probability)")
+        self.parent_weight = float(parent_weight)
         self.parent, self.engine, self.contours = parent, engine, contours
         self.callbacks, self.progress = list(callbacks), progress
         self.share_trunk = bool(share_trunk)
@@ -370,18 +380,23 @@ class OneShotSegmenter:
                                   "foreground share of every object")
             shares = [foreground[oid] for oid in nets]
         layout = torch.channels_last if self.engine.nhwc_inference else torch.preserve_format
-        for net in nets.values():
+        blend = self.parent_weight > 0 and self.finetuning.iterations > 0
+        networks = [*nets.values(), self.parent] if blend else list(nets.values())
+        for net in networks:
             net.eval().to(self.engine.device, memory_format=layout)
-        shared = shared_stages(list(nets.values())) if self.share_trunk and len(nets) > 1 else 0
+        shared = shared_stages(networks) if self.share_trunk and len(networks) > 1 else 0
         prefix = self.frozen_prefix
-        if prefix is not None and shared_stages([*nets.values(), self.parent]) < prefix.stages:
+        if prefix is not None and shared_stages([*networks, self.parent]) < prefix.stages:
             prefix = None  # networks not made from this parent: each runs its own stages
         for batch in batches:
             image = batch["image"].to(self.engine.device, non_blocking=True)
             if self.engine.nhwc_inference:
                 image = image.contiguous(memory_format=torch.channels_last)
             native = tuple(int(v) for v in batch["native_hw"][0])
-            probs = self.object_probabilities(list(nets.values()), image, native, shared, prefix)
+            probs = self.object_probabilities(networks, image, native, shared, prefix)
+            if blend:
+                w = self.parent_weight
+                probs = (1 - w) * probs[:-1] + w * probs[-1:]
             if shares is not None:
                 probs = np.stack([balanced_to_posterior(p, f) for p, f in zip(probs, shares)])
             snapped = [None] * probs.shape[1]
