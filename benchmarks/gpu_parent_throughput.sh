@@ -18,6 +18,9 @@
 #   before        data.decode_cache=none   data.augment_on=workers   (what SOURCES.md measured)
 #   cache         data.decode_cache=memory data.augment_on=workers
 #   device        data.decode_cache=memory data.augment_on=device
+# The LONG run's record also gives J on dog-agility (the kit's dev sequence) per variant.
+# SHORT=0 LONG=6000 VARIANTS="before device" runs SOURCES.md's whole schedule each way instead
+# (frames/s then includes start-up; about 4 min + 1-2 min: raise LIMIT, fits one 10-min call).
 # Writes $OUT/throughput.json and $OUT/logs.tar.gz (logs, nvidia-smi CSVs, metrics.json files):
 # two files, within the call's 8-file limit.
 set -uo pipefail
@@ -62,7 +65,7 @@ train() {  # variant updates
 }
 
 for v in $VARIANTS; do
-  train "$v" "$SHORT"
+  [ "$SHORT" -gt 0 ] && train "$v" "$SHORT"
   train "$v" "$LONG"
 done
 [ "$DRY" = 1 ] && exit 0
@@ -72,9 +75,11 @@ import json, sys
 from pathlib import Path
 out, short, long_, batch, variants = Path(sys.argv[1]), *map(int, sys.argv[2:5]), sys.argv[5:]
 logs, result = out / "logs", {"short": short, "long": long_, "batch": batch, "variants": {}}
-def seconds(v, n):
+def record(v, n):
     p = logs / f"metrics-{v}-{n}.json"
-    return json.loads(p.read_text())["timing"]["train_seconds"] if p.is_file() else None
+    return json.loads(p.read_text()) if p.is_file() else {}
+def seconds(v, n):
+    return record(v, n).get("timing", {}).get("train_seconds") if n else 0.0
 def utilisation(v, n):
     rows = [line.split(",") for line in (logs / f"smi-{v}-{n}.csv").read_text().splitlines()]
     util = [float(r[1]) for r in rows if len(r) > 2 and r[1].strip().replace(".", "").isdigit()]
@@ -85,7 +90,9 @@ for v in variants:
     s, l = seconds(v, short), seconds(v, long_)
     rate = (long_ - short) * batch / (l - s) if s is not None and l is not None and l > s else None
     result["variants"][v] = {"train_seconds": [s, l], "frames_per_s": rate,
-                             "gpu_util_percent": utilisation(v, long_)}
+                             "includes_start_up": short == 0,
+                             "gpu_util_percent": utilisation(v, long_),
+                             "dev_J_after_long": record(v, long_).get("global", {}).get("J-Mean")}
 base = result["variants"].get("before", {}).get("frames_per_s")
 for v, r in result["variants"].items():
     r["x_before"] = r["frames_per_s"] / base if base and r["frames_per_s"] else None
