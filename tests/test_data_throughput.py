@@ -262,3 +262,23 @@ def test_lightning_fit_hands_the_task_augmented_batches(davis_sample, tmp_path):
                enable_checkpointing=False, limit_val_batches=0, enable_model_summary=False,
                default_root_dir=tmp_path).fit(probe, datamodule=dm)
     assert probe.seen == [{"image": torch.float32, "mask": torch.float32}] * 2
+
+
+def test_contour_map_targets_are_cached_and_nearest_warped_on_the_device(davis_sample, tmp_path):
+    """Soft contour-map targets (float32) go through both options: cached as float32, warped
+    by nearest (no value that was not in the map appears)."""
+    from osvos_pl.data.contours import ContourMaps
+
+    maps = ContourMaps(davis_sample / "Contours/480p")
+    ds = TrainFrames(DAVISIndex(davis_sample), ["blackswan"], NORM, 0.125, "strong",
+                     target="contour_maps", seed=3, contour_maps=maps, augment_on="device")
+    plain = [ds[(k, k)] for k in range(0, 50, 10)]
+    ds.keep_decoded("mmap", str(tmp_path))
+    cached = [ds[(k, k)] for k in range(0, 50, 10)]
+    for a, b in zip(plain, cached, strict=True):
+        assert a["target"].dtype == torch.float32 and torch.equal(a["target"], b["target"])
+    batch = torch.utils.data.default_collate(cached)
+    out = BatchAugment(ds.device_spec, NORM)(batch)["mask"]
+    for warped, source in zip(out, batch["target"], strict=True):
+        assert set(torch.unique(warped).tolist()) <= set(torch.unique(source).tolist()) | {0.0}
+    assert out.max() > 0
