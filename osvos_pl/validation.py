@@ -6,11 +6,13 @@ from collections.abc import Container
 
 from omegaconf import DictConfig
 
+from osvos_pl.data.cache import MODES as DECODE_CACHES
 from osvos_pl.errors import ConfigError
 from osvos_pl.model.loss import CALIBRATIONS
 from osvos_pl.tasks.schedules import SIDE_SCHEDULES
 
 AUGMENTATIONS = ("paper", "pytorch", "strong", "shift", "none")
+DEVICE_AUGMENTATIONS = ("pytorch", "strong", "shift", "none")  # osvos_pl.data.batch_augment
 
 
 def _number(cfg: DictConfig, key: str, kind, low=None, high=None):
@@ -36,6 +38,20 @@ CONTOUR_SOURCES = {
     "bsds": "a BSDS500-style root: images/<split>/*.jpg + boundaries/ or groundTruth/",
     "maps": "contour maps in DAVIS layout, <sequence>/NNNNN.png, e.g. DAVIS/Contours/480p",
 }
+
+
+def _check_training_data(cfg: DictConfig) -> None:
+    """``data.decode_cache`` and ``data.augment_on`` (parent / contour training only)."""
+    cache, where = cfg.data.get("decode_cache", "none"), cfg.data.get("augment_on", "workers")
+    if cache not in DECODE_CACHES:
+        raise ConfigError(f"data.decode_cache={cache!r}; choose {', '.join(DECODE_CACHES)}")
+    if where not in ("workers", "device"):
+        raise ConfigError(f"data.augment_on={where!r}; choose workers or device")
+    if where == "device" and cfg.stage in ("parent", "contour") and \
+            cfg.data.augment not in DEVICE_AUGMENTATIONS:
+        raise ConfigError(f"data.augment_on=device runs data.augment="
+                          f"{'|'.join(DEVICE_AUGMENTATIONS)}, not {cfg.data.augment!r} (paper "
+                          "scales each frame to another size: keep data.augment_on=workers)")
 
 
 def validate_config(cfg: DictConfig, stages: Container[str]) -> None:
@@ -67,6 +83,7 @@ def validate_config(cfg: DictConfig, stages: Container[str]) -> None:
                               f"choose one of {', '.join(SIDE_SCHEDULES)}")
     if cfg.data.augment not in AUGMENTATIONS:
         raise ConfigError(f"data.augment={cfg.data.augment!r}; choose {', '.join(AUGMENTATIONS)}")
+    _check_training_data(cfg)
     online_augment = cfg.online.get("augment")
     if online_augment is not None and online_augment not in (*AUGMENTATIONS, "zoom"):
         raise ConfigError(f"online.augment={online_augment!r}; choose "

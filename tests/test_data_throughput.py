@@ -282,3 +282,20 @@ def test_contour_map_targets_are_cached_and_nearest_warped_on_the_device(davis_s
     for warped, source in zip(out, batch["target"], strict=True):
         assert set(torch.unique(warped).tolist()) <= set(torch.unique(source).tolist()) | {0.0}
     assert out.max() > 0
+
+
+def test_bad_cache_and_device_settings_are_refused_before_a_run(tmp_path):
+    from osvos_pl.validation import validate_config
+    from tests.helpers import compose_cfg
+
+    stages = ("parent", "online", "contour")
+    ok = compose_cfg(["+experiment=parent", "data.augment=strong", "data.augment_on=device",
+                      "data.decode_cache=mmap"], tmp_path)
+    validate_config(ok, stages)
+    for override, match in (("data.decode_cache=disk", r"data\.decode_cache"),
+                            ("data.augment_on=gpu", r"data\.augment_on"),
+                            ("data.augment_on=device", "paper")):  # the default augment
+        with pytest.raises(ConfigError, match=match):
+            validate_config(compose_cfg(["+experiment=parent", override], tmp_path), stages)
+    online = compose_cfg(["+experiment=online", "data.augment_on=device"], tmp_path)
+    validate_config(online, stages)  # the online stage does not use the training loader

@@ -33,7 +33,7 @@ from osvos_pl.data.transforms import (
     resize_pair,
     scaled_size,
 )
-from osvos_pl.errors import DataError
+from osvos_pl.errors import ConfigError, DataError
 from osvos_pl.normalization import Normalization
 
 
@@ -98,7 +98,7 @@ class TrainFrames(Dataset):
         self.augment_name = augment
         self.augment = None
         if augment_on not in ("workers", "device"):
-            raise DataError(f"data.augment_on={augment_on!r} is unknown; choose workers or device")
+            raise ConfigError(f"data.augment_on={augment_on!r} is unknown; choose workers or device")
         self.on_device = augment_on == "device"
         self.device_spec = device_spec(augment) if self.on_device else None
         self.decoded: DecodedFrames | None = None
