@@ -18,6 +18,7 @@
 #   before        data.decode_cache=none   data.augment_on=workers   (what SOURCES.md measured)
 #   cache         data.decode_cache=memory data.augment_on=workers
 #   device        data.decode_cache=memory data.augment_on=device
+#   pinned        device + data.pin_memory=true (not in the default list: add it if time allows)
 # The LONG run's record also gives J on dog-agility (the kit's dev sequence) per variant.
 # SHORT=0 LONG=6000 VARIANTS="before device" runs SOURCES.md's whole schedule each way instead
 # (frames/s then includes start-up; about 4 min + 1-2 min: raise LIMIT, fits one 10-min call).
@@ -33,6 +34,7 @@ declare -A OPTS=(
   [before]="data.decode_cache=none data.augment_on=workers"
   [cache]="data.decode_cache=memory data.augment_on=workers"
   [device]="data.decode_cache=memory data.augment_on=device"
+  [pinned]="data.decode_cache=memory data.augment_on=device data.pin_memory=true"
 )
 mkdir -p "$OUT/logs"
 if [ "$DRY" = 1 ]; then

@@ -44,7 +44,8 @@ class DAVISDataModule(pl.LightningDataModule):
     training frames decoded (``none``, ``memory``, ``mmap`` under ``cache_dir``;
     ``osvos_pl.data.cache``); ``augment_on=device`` has the workers only decode and draw
     parameters, and warps and recolours each batch on the training device after transfer
-    (``osvos_pl.data.batch_augment``; Lightning calls :meth:`on_after_batch_transfer`).
+    (``osvos_pl.data.batch_augment``; Lightning calls :meth:`on_after_batch_transfer`);
+    ``pin_memory`` pins batches for asynchronous copies to a GPU.
     """
 
     def __init__(
@@ -73,6 +74,7 @@ class DAVISDataModule(pl.LightningDataModule):
         train_scale: float | None = None,
         decode_cache: str = "none",
         augment_on: str = "workers",
+        pin_memory: bool = False,
     ):
         super().__init__()
         self.root, self.year, self.resolution = root, int(year), resolution
@@ -88,6 +90,7 @@ class DAVISDataModule(pl.LightningDataModule):
         self.train_root, self.train_resolution = train_root, train_resolution
         self.train_scale = None if train_scale is None else float(train_scale)
         self.decode_cache, self.augment_on = decode_cache, augment_on
+        self.pin_memory = bool(pin_memory)
         self.device_augment: BatchAugment | None = None
 
     @cached_property
@@ -157,7 +160,8 @@ class DAVISDataModule(pl.LightningDataModule):
     def _loader(self, dataset, batch_size: int, sampler=None) -> DataLoader:
         return DataLoader(
             dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0 and sampler is not None, pin_memory=False,
+            persistent_workers=self.num_workers > 0 and sampler is not None,
+            pin_memory=self.pin_memory,
             drop_last=False, **loader_options(self.num_workers, self._rank()),
         )
 
