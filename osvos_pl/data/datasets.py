@@ -137,6 +137,8 @@ class TrainFrames(Dataset):
     def keep_decoded(self, mode: str, cache_dir: str, threads: int = 1) -> None:
         """Decode every item once (``mode``: ``none``, ``memory`` or ``mmap`` under
         ``cache_dir``; ``osvos_pl.data.cache``), keyed by the data, the items and the scale."""
+        if mode == "none":  # the default: not even a look at the files
+            return
         fields = {"root": str(self.index.root.resolve()), "resolution": self.index.resolution,
                   "year": self.index.year, "scale": self.scale,
                   "maps": str(self.maps.root) if self.maps is not None else None,
