@@ -42,7 +42,7 @@ def device_spec(name: str) -> WarpSpec | None:
     return WARPS[name]
 
 
-def affine_matrix(spec: WarpSpec, hw: tuple[int, int], flip: bool, angle: float,
+def affine_matrix(hw: tuple[int, int], flip: bool, angle: float,
                   zoom: tuple[float, float], shift_px: tuple[int, int]) -> np.ndarray:
     """``(3, 3)`` forward pixel matrix (source pixel -> output pixel, pixel centres at integers):
     the flip, then albumentations' ``Affine`` about the centre ``(W/2 - 0.5, H/2 - 0.5)``:
@@ -93,7 +93,7 @@ def sample_params(spec: WarpSpec, hw: tuple[int, int], rng: np.random.Generator)
         shift = (int(rng.uniform(-spec.shift, spec.shift) * w),
                  int(rng.uniform(-spec.shift, spec.shift) * h))
     colour, blur = _colour_params(spec.photometric, rng)
-    return {"warp": torch.from_numpy(affine_matrix(spec, hw, flip, angle, zoom, shift)).float(),
+    return {"warp": torch.from_numpy(affine_matrix(hw, flip, angle, zoom, shift)).float(),
             "colour": torch.from_numpy(colour), "blur": torch.from_numpy(blur)}
 
 
