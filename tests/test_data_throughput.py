@@ -299,3 +299,28 @@ def test_bad_cache_and_device_settings_are_refused_before_a_run(tmp_path):
             validate_config(compose_cfg(["+experiment=parent", override], tmp_path), stages)
     online = compose_cfg(["+experiment=online", "data.augment_on=device"], tmp_path)
     validate_config(online, stages)  # the online stage does not use the training loader
+
+
+def test_device_colour_and_blur_are_albumentations_for_the_same_parameters(davis_sample):
+    """Brightness/contrast, hue/saturation (OpenCV's uint8 HSV) and the Gaussian blur, given the
+    same numbers, give albumentations' image up to its uint8 rounding."""
+    from albucore import multiply_add
+    from albumentations.augmentations.blur.functional import create_gaussian_kernel_1d
+    from albumentations.augmentations.pixel.functional import shift_hsv
+
+    from osvos_pl.data.batch_augment import blur, recolour
+
+    image, _ = _small_pair(davis_sample, (120, 214))
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+    for alpha, beta, hue, sat in ((1.2, -20.0, 10.0, 25.0), (0.8, 30.0, -14.0, -28.0)):
+        want = shift_hsv(multiply_add(image, alpha, beta, inplace=False), hue, sat, 0)
+        got = recolour(x, torch.tensor([[alpha, beta, hue, sat]]))[0].permute(1, 2, 0).numpy()
+        diff = np.abs(got - want.astype(np.float32))
+        assert diff.mean() < 1.5 and np.percentile(diff, 99) < 6, (diff.mean(), diff.max())
+    for sigma, size in ((0.7, 3), (2.5, 5)):
+        kernel = create_gaussian_kernel_1d(sigma, size).astype(np.float32)
+        taps = np.zeros(5, np.float32)
+        taps[(5 - size) // 2:(5 + size) // 2] = kernel
+        want = cv2.sepFilter2D(image, -1, kernel, kernel).astype(np.float32)
+        got = blur(x, torch.from_numpy(taps)[None])[0].permute(1, 2, 0).numpy()
+        assert np.abs(got - want).max() <= 1.0  # OpenCV rounds to uint8
