@@ -71,37 +71,69 @@ def parse_points(values: Sequence, key: str, size: tuple[int, int] | None = None
     return points
 
 
+#: How a box becomes a first mask (``grabcut.method``): GrabCut from the box alone (colour
+#: only), the parent's object probability inside the box, or GrabCut started from the parent's
+#: labels inside the box instead of "everything in the box is probably the object".
+METHODS = ("grabcut", "parent", "parent+grabcut")
+
+
 @dataclass(frozen=True)
 class GrabCut:
-    """GrabCut settings: ``iterations`` of the GMM/graph-cut loop, ``scribble_radius`` px of the
-    disk each fg/bg point marks as certain."""
+    """How ``box=`` / ``fg=`` / ``bg=`` become a mask: ``method`` (``METHODS``), ``threshold``
+    on the parent's probability (its methods) and the height in px of the frame the parent
+    sees (``prior_height``, for :func:`parent_prior`), ``iterations`` of the GMM/graph-cut loop,
+    ``scribble_radius`` px of the disk each fg/bg point marks as certain."""
 
     iterations: int = 5
     scribble_radius: int = 4
+    method: str = "parent+grabcut"
+    threshold: float = 0.5
+    prior_height: int = 240
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise DataError(f"grabcut.method={self.method} is unknown: choose one of "
+                            f"{', '.join(METHODS)}")
+
+    @property
+    def needs_prior(self) -> bool:
+        """Whether this method reads the parent's probabilities (``prior`` of ``__call__``)."""
+        return self.method != "grabcut"
 
     def __call__(self, image: np.ndarray, box: Box | None = None, fg: Sequence[Point] = (),
-                 bg: Sequence[Point] = ()) -> np.ndarray:
+                 bg: Sequence[Point] = (), prior: np.ndarray | None = None) -> np.ndarray:
         """``(H, W) bool`` object mask of the ``(H, W, 3) uint8`` RGB ``image``.
 
-        With a box, outside it is background and inside it probably foreground; without one
-        everything is probably background. fg / bg points are certain either way. Empty result
-        or nothing to start from: a DataError saying what to draw.
+        With a box, outside it is background; inside it is probably foreground, or, given the
+        parent's ``(H, W)`` object ``prior`` and a parent ``method``, foreground where the
+        prior is above ``threshold`` (``parent``: that is the mask; ``parent+grabcut``: GrabCut
+        starts from it). Without a box everything is probably background. fg / bg points are
+        certain either way. Empty result or nothing to start from: a DataError saying what to
+        draw.
         """
         if box is None and not fg:
             raise DataError("GrabCut needs a box around the object or foreground points (fg=)")
         h, w = image.shape[:2]
-        bgr = np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         mask = np.full((h, w), cv2.GC_PR_BGD if box is None else cv2.GC_BGD, np.uint8)
+        use_prior = prior is not None and box is not None and self.needs_prior
         if box is not None:
             x0, y0, x1, y1 = box
-            mask[y0:y1, x0:x1] = cv2.GC_PR_FGD
+            inside = cv2.GC_PR_FGD
+            if use_prior:
+                inside = np.where(prior[y0:y1, x0:x1] > self.threshold, cv2.GC_PR_FGD,
+                                  cv2.GC_PR_BGD)
+            mask[y0:y1, x0:x1] = inside
+            if use_prior and not (mask == cv2.GC_PR_FGD).any():  # the parent saw nothing there
+                mask[y0:y1, x0:x1] = cv2.GC_PR_FGD
         for points, label in ((bg, cv2.GC_BGD), (fg, cv2.GC_FGD)):
             for x, y in points:
                 cv2.circle(mask, (int(x), int(y)), self.scribble_radius, int(label), -1)
         if (mask == cv2.GC_BGD).all() or not ((mask == cv2.GC_BGD) | (mask == cv2.GC_PR_BGD)).any():
             raise DataError("GrabCut needs some background: draw a box smaller than the frame")
-        models = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-        cv2.grabCut(bgr, mask, None, *models, self.iterations, cv2.GC_INIT_WITH_MASK)
+        if not (use_prior and self.method == "parent"):
+            bgr = np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            models = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+            cv2.grabCut(bgr, mask, None, *models, self.iterations, cv2.GC_INIT_WITH_MASK)
         out = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
         if not out.any():
             raise DataError("GrabCut found no object: draw the box tighter around it or add "
@@ -109,22 +141,20 @@ class GrabCut:
         return out
 
 
-def describe_mask(mask: np.ndarray, box: Box | None = None) -> str:
-    """How a first mask looks, in one line: its area (of the frame, of the box) and which box
-    edges it touches — a mask that touches an edge is likely cut off there (redraw the box
-    larger); one far smaller than its box likely missed part of the object."""
-    h, w = mask.shape
-    area = int(mask.sum())
-    text = f"{area} px, {100 * area / (h * w):.1f}% of the frame"
-    if box is None:
-        return text
-    x0, y0, x1, y1 = box
-    inside = mask[y0:y1, x0:x1]
-    text += f", {100 * inside.sum() / max(1, inside.size):.0f}% of the box"
-    edges = [name for name, line in (("left", inside[:, 0]), ("top", inside[0]),
-                                     ("right", inside[:, -1]), ("bottom", inside[-1]))
-             if line.any()]
-    if edges:
-        return f"{text}; touches the box's {', '.join(edges)} edge(s): the object may be cut " \
-               "off there — draw the box larger"
-    return f"{text}; inside the box, touching none of its edges"
+def parent_prior(net, normalization, image: np.ndarray, height: int = 240) -> np.ndarray:
+    """The parent's ``(H, W) float32`` object probability on the ``(H, W, 3) uint8`` RGB
+    ``image``, run on the frame resized to ``height`` px (the shipped parent learnt from 240p
+    frames: objects at the size it knows), ``normalization`` the ``Normalization`` it was
+    trained on. The parent has learnt what objects look like, so inside a box it tells the
+    object from background of the same colour, which GrabCut alone (colour models) cannot."""
+    import torch
+
+    from osvos_pl.data.transforms import resize_pair, scaled_size
+    from osvos_pl.model.osvos import native_probabilities
+
+    scale = min(4.0, height / image.shape[0])
+    small, _ = resize_pair(image, None, scaled_size(image.shape[:2], scale))
+    net.eval()
+    with torch.inference_mode():
+        logits = net.forward_fused(normalization(small)[None])
+        return native_probabilities(logits, image.shape[:2])[0].numpy()

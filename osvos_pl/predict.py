@@ -79,12 +79,43 @@ def write_first_mask(cfg: DictConfig, image, output: Path, grabcut) -> Path:
     size = image.shape[:2]
     box = None if cfg.box is None else parse_box(cfg.box, size)
     fg, bg = parse_points(cfg.fg, "fg", size), parse_points(cfg.bg, "bg", size)
-    mask = (grabcut or GrabCut())(image, box, fg, bg)
+    grabcut = grabcut or GrabCut()
+    prior = box_prior(cfg, image, grabcut) if box is not None else None
+    mask = grabcut(image, box, fg, bg, prior=prior)
     path = write_mask(output / "first_mask.png", mask.astype("uint8") * 255, palette=False)
-    log.info("first mask by GrabCut (box=%s, %d fg / %d bg points) -> %s: %s",
-             ",".join(map(str, box)) if box else "none", len(fg), len(bg), path,
-             describe_mask(mask, box))
+    how = grabcut.method if prior is not None else "grabcut"
+    log.info("first mask by %s (box=%s, %d fg / %d bg points) -> %s: %s",
+             METHOD_WORDS[how], ",".join(map(str, box)) if box else "none", len(fg), len(bg),
+             path, describe_mask(mask, box, prior, grabcut.threshold))
     return path
+
+
+#: ``grabcut.method`` in the run log.
+METHOD_WORDS = {"grabcut": "GrabCut from the box",
+                "parent": "the parent's object probability inside the box",
+                "parent+grabcut": "GrabCut started from the parent's labels inside the box"}
+
+
+def box_prior(cfg: DictConfig, image, grabcut):
+    """The parent's ``(H, W)`` object probability on frame ``image`` where ``grabcut.method``
+    reads it (``osvos_pl.first_mask.parent_prior``), else None; without a parent
+    (``parent_ckpt=null``) GrabCut works from the box alone, and says so."""
+    from hydra.utils import instantiate
+
+    from osvos_pl.first_mask import parent_prior
+    from osvos_pl.model.checkpoint import load_checkpoint
+    from osvos_pl.normalization import get_normalization
+
+    if not grabcut.needs_prior:
+        return None
+    if not cfg.parent_ckpt:
+        log.info("grabcut.method=%s reads the parent's probabilities, and parent_ckpt=null: "
+                 "GrabCut from the box alone", grabcut.method)
+        return None
+    net = instantiate(cfg.model, weights=None)
+    loaded = load_checkpoint(net, cfg.parent_ckpt)
+    return parent_prior(net, get_normalization(loaded.normalization or net.normalization), image,
+                        int(grabcut.prior_height))
 
 
 def interrupted_message(output: Path) -> str:

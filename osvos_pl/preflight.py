@@ -94,7 +94,7 @@ def check_predict(cfg: DictConfig) -> None:
     from hydra.utils import instantiate
 
     from osvos_pl.model.checkpoint import check_checkpoint_file
-    from osvos_pl.model.convert import PARENT
+    from osvos_pl.model.convert import PARENT, fetch_parent
 
     check_run(cfg)
     if cfg.get("mask") is None:
@@ -103,8 +103,10 @@ def check_predict(cfg: DictConfig) -> None:
         dm = instantiate(cfg.data, normalization="imagenet")
         dm.check(dm.eval_names())
     for key in ("parent_ckpt", "contour_ckpt"):
-        if cfg.get(key) and str(cfg[key]) != PARENT.name:  # the authors' parent: fetched later
-            check_checkpoint_file(cfg[key], key)
+        if cfg.get(key) and str(cfg[key]) == PARENT.name:
+            fetch_parent(cfg.paths.get("cache_dir"))  # downloaded now: offline, no folder is left
+        elif cfg.get(key):
+            check_checkpoint_file(cfg[key], key)  # a shipped parent's name: its SHA-256 too
 
 
 def predict_missing(cfg: DictConfig) -> list[str]:

@@ -119,3 +119,10 @@ class UpdateBar(ProgressBar):
         if self._val is not None:
             self._val.close()
             self._val = None
+        if self._train is not None and not trainer.sanity_checking:
+            # the validation just done, not the one before it: the run's last validation comes
+            # after its last update, and the bar would end on an older score
+            metrics = self.get_metrics(trainer, pl_module)
+            shown = {k: metrics[k] for k in ("loss", "val_jf") if k in metrics}
+            if shown:
+                self._train.set_postfix(shown, refresh=True)

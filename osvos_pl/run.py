@@ -152,10 +152,12 @@ def log_data(cfg: DictConfig, dm, what: str) -> None:
 
 #: What to do instead of fine-tuning a parent that cannot segment real frames.
 REAL_PARENT_HINT = (
-    "Instead: train a parent on DAVIS (experiments/ablation.sh DAVIS_ROOT cpu, or python -m "
-    "osvos_pl +experiment=parent data.root=DAVIS_ROOT with ImageNet weights), use the authors' "
-    "parent (parent_ckpt=osvos-pytorch), or leave parent_ckpt out to fine-tune from the ImageNet "
-    "backbone (model.weights=imagenet, or model.weights=/path/to/vgg16-397923af.pth offline)")
+    "Instead: use the parent shipped with osvos-pl (parent_ckpt=davis2016, trained on DAVIS 2016 "
+    "train; no download), train a parent on DAVIS (experiments/ablation.sh DAVIS_ROOT cpu, or "
+    "python -m osvos_pl +experiment=parent data.root=DAVIS_ROOT with ImageNet weights), use the "
+    "authors' parent (parent_ckpt=osvos-pytorch, downloaded), or parent_ckpt=null to fine-tune "
+    "from the ImageNet backbone (model.weights=imagenet, or "
+    "model.weights=/path/to/vgg16-397923af.pth offline)")
 
 
 def load_parent(cfg: DictConfig, real_frames: bool = True) -> tuple[torch.nn.Module, str]:
@@ -177,7 +179,7 @@ def load_parent(cfg: DictConfig, real_frames: bool = True) -> tuple[torch.nn.Mod
         return net, net.normalization
     net = instantiate(cfg.model, weights=None)  # the checkpoint supplies every weight
     loaded = load_checkpoint(net, cfg.parent_ckpt)
-    net.weights_source = (f"parent checkpoint {cfg.parent_ckpt} (every weight; "
+    net.weights_source = (f"parent checkpoint {describe_parent(cfg.parent_ckpt)} (every weight; "
                           f"{describe_training(loaded.trained_on)})")
     why = unsuited_for_real_frames(loaded.trained_on)
     if why and real_frames:
@@ -185,6 +187,17 @@ def load_parent(cfg: DictConfig, real_frames: bool = True) -> tuple[torch.nn.Mod
                     "(a 12-frame DAVIS car-shadow clip: J 0.49, against 0.91 from the ImageNet "
                     "weights without a parent). %s", cfg.parent_ckpt, why, REAL_PARENT_HINT)
     return net, loaded.normalization or net.normalization
+
+
+def describe_parent(parent_ckpt: str) -> str:
+    """``parent_ckpt`` for the run log: a shipped parent by name, what it is and where its
+    checked file lies; any other value as given."""
+    from osvos_pl.model.shipped import SHIPPED, is_shipped
+
+    if not is_shipped(parent_ckpt):
+        return str(parent_ckpt)
+    shipped = SHIPPED[str(parent_ckpt)]
+    return f"{shipped.name}: {shipped.about} ({shipped.path}, SHA-256 checked)"
 
 
 def contour_source(cfg: DictConfig, engine: Engine, dm):

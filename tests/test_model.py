@@ -17,6 +17,7 @@ from osvos_pl.model import (
     class_balanced_bce,
     load_backbone,
 )
+from osvos_pl.model import weights
 from osvos_pl.model.osvos import STRIDES, FixedBilinearUpsample
 from osvos_pl.model.vgg import CONV_INDEX
 from osvos_pl.normalization import get_normalization
@@ -268,13 +269,19 @@ def test_no_weights_keeps_random_init():
     torch.testing.assert_close(_conv1_1(net), before, rtol=0, atol=0)
 
 
-def test_imagenet_download_failure_raises_weights_unavailable(monkeypatch):
+def test_imagenet_download_failure_raises_weights_unavailable(monkeypatch, tmp_path):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    hub_calls = []
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url",
+                        lambda *a, **k: hub_calls.append(a) or offline())
+    monkeypatch.setattr(weights, "_reachable", offline)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # nothing cached
     with pytest.raises(WeightsUnavailableError, match=r"no network.*model\.weights=/path"):
         load_backbone(OSVOSNet(), "imagenet")
+    # torch.hub, which prints 'Downloading: "https://…"' first, is not entered offline
+    assert hub_calls == []
 
 
 def test_imagenet_download_drops_the_classifier(monkeypatch, vgg_weights):
@@ -288,6 +295,7 @@ def test_imagenet_download_drops_the_classifier(monkeypatch, vgg_weights):
         return full
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", cached)
+    monkeypatch.setattr(weights, "_reachable", lambda url: None)  # as if online
     net = OSVOSNet()
     assert load_backbone(net, "imagenet") == "imagenet"
     assert calls == ["https://download.pytorch.org/models/vgg16-397923af.pth"]

@@ -66,7 +66,8 @@ def test_a_quick_start_parent_on_real_frames_warns_once_with_what_to_do(net, tmp
     _, warnings = _load_parent(tmp_path, _parent(tmp_path, net, QUICK_START), True, caplog)
     assert len(warnings) == 1, warnings
     assert "generated stand-in data" in warnings[0] and "RANDOM backbone" in warnings[0]
-    for fix in ("data.root=DAVIS_ROOT", "parent_ckpt=osvos-pytorch", "leave parent_ckpt out"):
+    for fix in ("parent_ckpt=davis2016", "data.root=DAVIS_ROOT", "parent_ckpt=osvos-pytorch",
+                "parent_ckpt=null"):
         assert fix in warnings[0]
 
 

@@ -57,7 +57,8 @@ def settings(cfg: DictConfig):
                     max_objects=int(cfg.max_objects), parents=parents,
                     predict=list(cfg.predict), grabcut=instantiate(predict.grabcut),
                     timing=Timing(work_dir / "timing.json", **cfg.timing),
-                    scale=float(predict.data.scale))
+                    scale=float(predict.data.scale),
+                    backbone=None if predict.model.weights is None else str(predict.model.weights))
 
 
 def main(args: Sequence[str] | None = None) -> None:

@@ -24,7 +24,10 @@ from osvos_pl.first_mask import GrabCut, parse_box
 
 log = logging.getLogger("osvos_pl.demo")
 
-NO_PARENT = "none: fine-tune the ImageNet backbone (-PN)"
+NO_PARENT = session.NO_PARENT
+#: The box button, by ``grabcut.method``: what makes the mask.
+BOX_BUTTON = {"grabcut": "GrabCut the box", "parent": "Mask the box (the parent's objects)",
+              "parent+grabcut": "Mask the box (parent + GrabCut)"}
 #: The run's progress bar: each object's fine-tuning, then the frames (``session.PageProgress``).
 PROGRESS = gr.Progress()
 
@@ -43,6 +46,7 @@ class Settings:
     grabcut: GrabCut
     timing: session.Timing
     scale: float
+    backbone: str | None = "imagenet"  # predict's model.weights: what "no parent" fine-tunes
 
 
 def build(settings: Settings) -> gr.Blocks:
@@ -54,7 +58,7 @@ def build(settings: Settings) -> gr.Blocks:
         gr.Markdown("## OSVOS: draw the object on the first frame, watch it followed\n"
                     "1. Upload a video or a zip of frames, or pick a generated sequence. "
                     "2. Paint each object on frame 0 in its colour (or click two corners on the "
-                    "preview for a box and press GrabCut), correct it with the brushes (white takes "
+                    "preview for a box and press the box button), correct it with the brushes (white takes "
                     "pixels away; the eraser removes strokes). "
                     "3. Choose the updates and the parent, and run.")
         with gr.Row():
@@ -78,14 +82,17 @@ def build(settings: Settings) -> gr.Blocks:
                                        "for objects 1-4; white takes pixels away)",
                                  elem_id="object")
             box = gr.Textbox(label="box x0,y0,x1,y1 (px)", elem_id="box")
-            grabcut = gr.Button("GrabCut the box", elem_id="grabcut")
+            grabcut = gr.Button(BOX_BUTTON[settings.grabcut.method], elem_id="grabcut")
         mask_info = gr.Markdown(elem_id="mask_info")
         with gr.Row():
             updates = gr.Slider(0, settings.max_updates, value=settings.updates, step=1,
                                 label="fine-tuning updates per object", elem_id="updates")
-            parent = gr.Dropdown([NO_PARENT, *settings.parents], allow_custom_value=True,
-                                 value=settings.parents[0] if settings.parents else NO_PARENT,
-                                 label="parent checkpoint", elem_id="parent")
+            choices = [session.parent_choice(p, settings.backbone)
+                       for p in [*settings.parents, NO_PARENT]]
+            parent = gr.Dropdown([(c.label, c.value) for c in choices], allow_custom_value=True,
+                                 value=choices[0].value, label="parent network",
+                                 elem_id="parent")
+        trust = gr.Markdown(_trust(choices[0]), elem_id="trust")
         estimate = gr.Markdown(elem_id="estimate")
         run = gr.Button("Run OSVOS", variant="primary", elem_id="run")
         with gr.Row():
@@ -111,13 +118,25 @@ def build(settings: Settings) -> gr.Blocks:
         editor.change(handlers.show_mask, [editor, clip_state, updates, shown, base],
                       [preview, mask_info, estimate, shown])
         preview.select(handlers.corner, [corner, clip_state], [corner, box, status])
-        grabcut.click(handlers.grabcut, [editor, clip_state, object_id, box, base],
+        grabcut.click(handlers.grabcut, [editor, clip_state, object_id, box, base, parent],
                       [editor, preview, mask_info, status, shown, base])
+        parent.change(handlers.trust, [parent], [trust])
         updates.change(handlers.estimate, [editor, clip_state, updates, base], [estimate])
-        run.click(handlers.run, [clip_state, editor, updates, parent, base],
-                  [video, frame, frame_view, masks, status, result_state], concurrency_limit=1)
+        # the status says "running" at once; the progress bar shows in the video pane only
+        run.click(lambda: "running…", None, [status], show_progress="hidden").then(
+            handlers.run, [clip_state, editor, updates, parent, base],
+            [video, frame, frame_view, masks, status, result_state], concurrency_limit=1,
+            show_progress_on=[video])
         frame.change(handlers.show_frame, [frame, result_state], [frame_view])
     return page
+
+
+def _trust(choice: session.ParentChoice) -> str:
+    """The line under the parent dropdown: which network runs, and a warning where its masks
+    of real video cannot be trusted."""
+    if choice.warning:
+        return f"**warning: {choice.warning}**"
+    return f"runs: {choice.label}"
 
 
 def _one_line(fn):
@@ -200,8 +219,11 @@ class _Handlers:
         text = f"{min(x0, x1)},{min(y0, y1)},{max(x0, x1)},{max(y0, y1)}"
         return None, text, f"box {text}: press GrabCut"
 
+    def trust(self, parent):
+        return _trust(session.parent_choice(parent, self.s.backbone))
+
     @_one_line
-    def grabcut(self, editor, clip, object_id, box_text, base):
+    def grabcut(self, editor, clip, object_id, box_text, base, parent=None):
         if clip is None:
             raise OSVOSError("load a clip first")
         if not (box_text or "").strip():
@@ -209,13 +231,18 @@ class _Handlers:
                              "x0,y0,x1,y1")
         from osvos_pl.visualize import overlay
 
+        from osvos_pl.predict import METHOD_WORDS
+
         box = parse_box(box_text, clip.size)
+        prior = session.box_prior(self.s.grabcut, parent, self.s.predict, clip.first,
+                                  self.s.work_dir / "check")
         labels, how = session.apply_grabcut(self.s.grabcut, clip.first,
                                             self._labels(editor, clip, base), int(object_id),
-                                            box)
+                                            box, prior)
+        method = self.s.grabcut.method if prior is not None else "grabcut"
         return {self.c.editor: session.editor_value(clip.first, labels), self.c.preview: overlay(clip.first, labels),
                 self.c.mask_info: session.describe_labels(labels),
-                self.c.status: f"GrabCut, object {object_id}: {how}",
+                self.c.status: f"box, object {object_id}, by {METHOD_WORDS[method]}: {how}",
                 self.c.shown: hashlib.sha1(labels.tobytes()).hexdigest(), self.c.base: labels}
 
     def estimate(self, editor, clip, updates, base):
@@ -238,7 +265,8 @@ class _Handlers:
             raise OSVOSError("load a clip first (upload one or pick a generated sequence)")
         labels = self._labels(editor, clip, base)
         output = self._session_dir() / "run"
-        parent_ckpt = None if parent in (None, "", NO_PARENT) else str(parent)
+        choice = session.parent_choice(parent, self.s.backbone)
+        parent_ckpt = None if choice.value == NO_PARENT else choice.value
         result = session.run_clip(clip, labels, int(updates), parent_ckpt, self.s.predict,
                                   output, self.s.grabcut,
                                   lambda f, what: progress(f, desc=what))
@@ -253,8 +281,10 @@ class _Handlers:
                 self.c.frame_view: str(result.frames[0]) if result.frames else None,
                 self.c.masks: str(result.masks_zip),
                 self.c.status: f"done in {duration(seconds)}: {len(result.frames)} frames, "
-                             f"{objects} object(s), {int(updates)} updates each; masks in "
-                             f"{result.masks_zip.name}",
+                             f"{objects} object(s), {int(updates)} updates each, parent "
+                             f"{choice.value}; masks in {result.masks_zip.name}"
+                             + "".join(f" — **warning: {w}**" for w in
+                                       (result.warning, choice.warning) if w),
                 self.c.result: [str(p) for p in result.frames]}
 
     def show_frame(self, i, frames):

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytorch_lightning as pl
+from PIL import Image
 
 from osvos_pl.data.frames import IMAGE_EXTS, FrameSource, natural_key
 from osvos_pl.data.io import davis_palette, write_mask
@@ -167,13 +168,135 @@ def editor_value(image: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def apply_grabcut(grabcut: GrabCut, image: np.ndarray, labels: np.ndarray, object_id: int,
-                  box: Box) -> tuple[np.ndarray, str]:
-    """``labels`` with object ``object_id`` replaced by GrabCut's mask in ``box``; and how it
-    looks (``describe_mask``)."""
-    mask = grabcut(image, box)
+                  box: Box, prior: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """``labels`` with object ``object_id`` replaced by the box's mask (``grabcut.method``,
+    reading the parent's ``prior`` where it is one of the parent methods); and how it looks
+    (``describe_mask``)."""
+    mask = grabcut(image, box, prior=prior)
     out = np.where(labels == object_id, 0, labels).astype(np.uint8)
     out[mask] = object_id
-    return out, describe_mask(mask, box)
+    return out, describe_mask(mask, box, prior, grabcut.threshold)
+
+
+# -- which parent runs, and what the page says about it ------------------------------------------
+
+#: The parent dropdown's value for "no parent" (predict's ``parent_ckpt=null``: -PN).
+NO_PARENT = "none"
+#: Measured on real video with an unsuitable network (issue 33's trial, predict on DAVIS dog).
+UNTRUSTED_J = "J 0.17-0.38 on a real DAVIS clip where the shipped parent gets far more"
+
+
+@dataclass(frozen=True)
+class ParentChoice:
+    """One entry of the parent dropdown: the ``value`` predict gets as ``parent_ckpt`` (or
+    NO_PARENT), a ``label`` that says what the choice really is, and ``warning``: why masks
+    of real video from it cannot be trusted, or None."""
+
+    value: str
+    label: str
+    warning: str | None = None
+
+
+def imagenet_cached() -> bool:
+    """Whether ``model.weights=imagenet`` finds torchvision's VGG16 in the torch hub cache
+    (offline, without it, the backbone is random)."""
+    import torch
+
+    from osvos_pl.model.weights import IMAGENET_URL
+
+    return (Path(torch.hub.get_dir()) / "checkpoints" / Path(IMAGENET_URL).name).is_file()
+
+
+def parent_choice(value: str | None, backbone: str | None) -> ParentChoice:
+    """What running with the parent ``value`` really means, with predict's ``model.weights``
+    ``backbone`` for the no-parent case (a file is read only for its ``trained_on``)."""
+    from osvos_pl.errors import OSVOSError
+    from osvos_pl.model.checkpoint import read_trained_on, unsuited_for_real_frames
+    from osvos_pl.model.convert import PARENT
+    from osvos_pl.model.shipped import SHIPPED
+
+    value = NO_PARENT if value in (None, "", "null", NO_PARENT) else str(value)
+    if value == NO_PARENT:
+        return _no_parent(backbone)
+    if value in SHIPPED:
+        return ParentChoice(value, f"{value}: {SHIPPED[value].about}")
+    if value == PARENT.name:
+        return ParentChoice(value, "osvos-pytorch: the authors' parent (downloaded on first use)")
+    try:
+        why = unsuited_for_real_frames(read_trained_on(value))
+    except OSVOSError as exc:
+        return ParentChoice(value, f"{value} (cannot be used: {exc})", f"{exc}")
+    if why is None:
+        return ParentChoice(value, f"{value}: a parent trained on real frames")
+    return ParentChoice(value, f"{value}: trained {why} — not for real video",
+                        f"this parent was trained {why}: on real video its masks cannot be "
+                        f"trusted ({UNTRUSTED_J}); it suits the generated sequences only. For "
+                        f"real video choose {next(iter(SHIPPED))}, the shipped parent.")
+
+
+def _no_parent(backbone: str | None) -> ParentChoice:
+    from osvos_pl.model.shipped import SHIPPED
+
+    random = ("there is no parent and the backbone is RANDOM (no ImageNet features): masks of "
+              f"real video from it cannot be trusted ({UNTRUSTED_J}). Choose "
+              f"{next(iter(SHIPPED))}, the shipped parent.")
+    if backbone is None or str(backbone) in ("null", "None"):
+        return ParentChoice(NO_PARENT, "none: fine-tune a RANDOM backbone (no parent, "
+                                       "model.weights=null)", random)
+    if str(backbone) == "imagenet" and not imagenet_cached():
+        return ParentChoice(NO_PARENT, "none: fine-tune a RANDOM backbone (no parent; the "
+                                       "ImageNet weights are not on this machine: downloaded "
+                                       "if there is network)",
+                            "offline, " + random)
+    source = "ImageNet VGG16" if str(backbone) == "imagenet" else f"the VGG16 weights {backbone}"
+    return ParentChoice(NO_PARENT, f"none: fine-tune {source} without a parent (-PN, lower "
+                                   "quality)")
+
+
+def result_warning(first: np.ndarray, masks: Sequence[np.ndarray]) -> str | None:
+    """Why a run's masks look wrong, or None: nearly every mask empty, or covering most of the
+    frame, when the first mask (``first``: object ids) is neither — what a network without
+    object features (a random backbone, a parent of generated stripes) gives on real video."""
+    if not masks:
+        return None
+    given = float((first > 0).mean())
+    later = [float((m > 0).mean()) for m in masks[1:]] or [float((masks[0] > 0).mean())]
+    empty = sum(a < 0.1 * given for a in later) / len(later)
+    full = sum(a > max(0.8, 3 * given) for a in later) / len(later)
+    if empty > 0.5:
+        return (f"{round(100 * empty)}% of the frames have (nearly) empty masks: this result "
+                "cannot be trusted")
+    if full > 0.5 and given < 0.5:
+        return (f"the masks cover most of the frame on {round(100 * full)}% of the frames: this "
+                "result cannot be trusted")
+    return None
+
+
+_PRIORS: dict[tuple, tuple] = {}
+
+
+def box_prior(grabcut: GrabCut, value: str | None, overrides: Sequence[str],
+              image: np.ndarray, work: Path) -> np.ndarray | None:
+    """The parent's object probability on ``image`` for the box (``grabcut.method``), from the
+    parent the page would run (``value``; None without one), its network built once per parent
+    with predict's config (``overrides``)."""
+    if not grabcut.needs_prior or value in (None, "", NO_PARENT):
+        return None
+    from hydra.utils import instantiate
+
+    from osvos_pl.first_mask import parent_prior
+    from osvos_pl.model.checkpoint import load_checkpoint
+    from osvos_pl.normalization import get_normalization
+
+    key = (str(value), tuple(overrides))
+    if key not in _PRIORS:
+        _PRIORS.clear()  # one parent in memory at a time
+        cfg = predict_config([*overrides, f"parent_ckpt={value}"], work)
+        net = instantiate(cfg.model, weights=None)
+        loaded = load_checkpoint(net, cfg.parent_ckpt)
+        _PRIORS[key] = net, get_normalization(loaded.normalization or net.normalization)
+    net, normalization = _PRIORS[key]
+    return parent_prior(net, normalization, image, int(grabcut.prior_height))
 
 
 def describe_labels(labels: np.ndarray) -> str:
@@ -228,6 +351,7 @@ class Result:
     frames: list[Path]  # one overlay JPEG per frame, for the slider
     masks_zip: Path    # masks/<name>/NNNNN.png, DAVIS layout
     record: dict
+    warning: str | None = None  # why the masks look wrong (result_warning), or None
 
 
 def predict_config(overrides: Sequence[str], output: Path):
@@ -292,4 +416,7 @@ def run_clip(clip: Clip, labels: np.ndarray, updates: int, parent_ckpt: str | No
     masks = output / "masks"
     masks_zip = Path(shutil.make_archive(str(output / f"{clip.name}-masks"), "zip", masks))
     frames = sorted(frames_dir.glob("*.jpg"), key=natural_key)
-    return Result(video, frames, masks_zip, record)
+    pngs = sorted((masks / clip.name).glob("*.png"), key=natural_key)
+    sampled = pngs[:: max(1, len(pngs) // 50)]  # enough to judge, cheap on a long clip
+    warning = result_warning(labels, [np.asarray(Image.open(p)) for p in sampled])
+    return Result(video, frames, masks_zip, record, warning)

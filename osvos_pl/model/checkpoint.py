@@ -61,7 +61,12 @@ def _what_it_is(path: Path) -> str | None:
 
 def check_checkpoint_file(path: str | Path, key: str = "parent_ckpt / contour_ckpt") -> Path:
     """``path`` if it exists and could be a PyTorch checkpoint (its first bytes), else a
-    ConfigError naming ``key`` and what the file is instead ("a PNG image")."""
+    ConfigError naming ``key`` and what the file is instead ("a PNG image"). A shipped parent's
+    name (``davis2016``) is its file, checked against its SHA-256."""
+    from osvos_pl.model.shipped import is_shipped, shipped_path
+
+    if is_shipped(path):
+        return shipped_path(str(path))
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"checkpoint not found: {path} — check {key}")
@@ -69,8 +74,9 @@ def check_checkpoint_file(path: str | Path, key: str = "parent_ckpt / contour_ck
     if what is not None:
         raise ConfigError(
             f"{key}={path} is {what}, not a checkpoint — pass the .ckpt a training run wrote "
-            "(<run>/parent.ckpt, <run>/contour.ckpt, checkpoints/last.ckpt), or "
-            "parent_ckpt=osvos-pytorch for the authors' parent")
+            "(<run>/parent.ckpt, <run>/contour.ckpt, checkpoints/last.ckpt), "
+            "parent_ckpt=davis2016 for the shipped parent, or parent_ckpt=osvos-pytorch for the "
+            "authors' parent")
     return path
 
 
@@ -112,7 +118,7 @@ def load_checkpoint(net: torch.nn.Module, path: str | Path) -> LoadedCheckpoint:
 
     if is_authors_parent(path):
         return LoadedCheckpoint(load_parent(net, path), AUTHORS_PARENT)
-    ckpt = safe_load(path)
+    ckpt = safe_load(path)  # a shipped parent's name: its checked file (check_checkpoint_file)
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise ConfigError(f"{path} holds no state dict — is it an osvos-pl checkpoint?")
@@ -131,6 +137,17 @@ def load_checkpoint(net: torch.nn.Module, path: str | Path) -> LoadedCheckpoint:
 def load_checkpoint_weights(net: torch.nn.Module, path: str | Path) -> str | None:
     """:func:`load_checkpoint`, returning only the recorded input normalisation."""
     return load_checkpoint(net, path).normalization
+
+
+def read_trained_on(path: str | Path) -> Mapping[str, Any] | None:
+    """A checkpoint's ``trained_on`` without reading its tensors (memory-mapped), for choosing
+    among parents; a shipped parent's name reads its checked file. None where unrecorded."""
+    path = check_checkpoint_file(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 — unreadable or unsafe: the loader says why when it runs
+        return None
+    return ckpt.get("trained_on") if isinstance(ckpt, dict) else None
 
 
 def describe_training(trained_on: Mapping[str, Any] | None) -> str:

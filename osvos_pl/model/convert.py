@@ -260,6 +260,13 @@ def resolve_parent(source: str | Path = PARENT.name,
     return convert_parent_state(_torch_load(data, origin), origin), NORMALIZATION
 
 
+def fetch_parent(cache_dir: str | Path | None = None) -> Path:
+    """The authors' parent archive, downloaded once into ``<cache_dir>/weights/`` (checked
+    against the SHA-256 recorded then); a WeightsUnavailableError offline. predict's preflight
+    calls it so that a failed download leaves no output folder behind."""
+    return _locate(PARENT, PARENT.name, cache_dir)
+
+
 def resolve_backbone(source: str | Path = CAFFE_VGG.name,
                      cache_dir: str | Path | None = None) -> tuple[dict[str, torch.Tensor], str]:
     """The authors' Caffe VGG16 as a ``net.trunk`` state dict, and the normalisation it needs.

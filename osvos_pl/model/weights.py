@@ -11,6 +11,7 @@ The authors' own Caffe VGG file (``caffe-vgg``, a MATLAB ``.mat``) is converted 
 from __future__ import annotations
 
 import re
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,16 @@ def load_backbone(
 
 
 def _download_imagenet() -> Mapping[str, torch.Tensor]:
+    """torchvision's VGG16 through ``torch.hub`` (its cache, else a download).
+
+    ``torch.hub`` prints ``Downloading: "https://…"`` before it knows whether the download can
+    work, so an offline run showed a download starting just before the message that it failed:
+    where the file is not cached, the server is asked first (:func:`_reachable`).
+    """
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(IMAGENET_URL).name
     try:
+        if not cached.is_file():
+            _reachable(IMAGENET_URL)
         return torch.hub.load_state_dict_from_url(IMAGENET_URL, progress=True, map_location="cpu")
     except (OSError, RuntimeError) as exc:  # URLError/HTTPError are OSErrors; hash mismatch
         raise WeightsUnavailableError(
@@ -85,6 +95,12 @@ def _download_imagenet() -> Mapping[str, torch.Tensor]:
             "network? Pass model.weights=/path/to/vgg16.pth (a torchvision-format state dict, "
             "e.g. ../shared/weights/vgg16_imagenet_features_torchvision.pth)."
         ) from exc
+
+
+def _reachable(url: str, timeout: float = 20.0) -> None:
+    """An OSError unless the server of ``url`` answers a HEAD request."""
+    with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+        pass
 
 
 def _load_state(net: OSVOSNet, state: Any, origin: str) -> str:
