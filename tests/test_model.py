@@ -16,8 +16,8 @@ from osvos_pl.model import (
     build_param_groups,
     class_balanced_bce,
     load_backbone,
+    weights,
 )
-from osvos_pl.model import weights
 from osvos_pl.model.osvos import STRIDES, FixedBilinearUpsample
 from osvos_pl.model.vgg import CONV_INDEX
 from osvos_pl.normalization import get_normalization

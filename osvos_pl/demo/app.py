@@ -229,9 +229,8 @@ class _Handlers:
         if not (box_text or "").strip():
             raise OSVOSError("draw a box first: click two corners on the preview, or type "
                              "x0,y0,x1,y1")
-        from osvos_pl.visualize import overlay
-
         from osvos_pl.predict import METHOD_WORDS
+        from osvos_pl.visualize import overlay
 
         box = parse_box(box_text, clip.size)
         prior = session.box_prior(self.s.grabcut, parent, self.s.predict, clip.first,
