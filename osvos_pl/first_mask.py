@@ -81,7 +81,9 @@ METHODS = ("grabcut", "parent", "parent+grabcut")
 class GrabCut:
     """How ``box=`` / ``fg=`` / ``bg=`` become a mask: ``method`` (``METHODS``), ``threshold``
     on the parent's probability (its methods) and the height in px of the frame the parent
-    sees (``prior_height``, for :func:`parent_prior`), ``iterations`` of the GMM/graph-cut loop,
+    sees (``prior_height``, for :func:`parent_prior`), ``iterations`` of the GMM/graph-cut loop
+    (its k-means start drawn from OpenCV's generator, seeded with ``seed``: the same mask on
+    every run),
     ``scribble_radius`` px of the disk each fg/bg point marks as certain."""
 
     iterations: int = 5
@@ -89,6 +91,7 @@ class GrabCut:
     method: str = "parent+grabcut"
     threshold: float = 0.5
     prior_height: int = 240
+    seed: int = 0
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -132,6 +135,7 @@ class GrabCut:
             raise DataError("GrabCut needs some background: draw a box smaller than the frame")
         if not (use_prior and self.method == "parent"):
             bgr = np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            cv2.setRNGSeed(int(self.seed))
             models = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
             cv2.grabCut(bgr, mask, None, *models, self.iterations, cv2.GC_INIT_WITH_MASK)
         out = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
@@ -158,3 +162,37 @@ def parent_prior(net, normalization, image: np.ndarray, height: int = 240) -> np
     with torch.inference_mode():
         logits = net.forward_fused(normalization(small)[None])
         return native_probabilities(logits, image.shape[:2])[0].numpy()
+
+
+def describe_mask(mask: np.ndarray, box: Box | None = None, prior: np.ndarray | None = None,
+                  threshold: float = 0.5) -> str:
+    """How a first mask looks, in one line: its area (of the frame, of the box) and which box
+    edges it touches. A mask that touches an edge is cut off there, or it leaked into
+    background of the object's colour; with the parent's ``prior`` the two are told apart (the
+    parent sees the object where the mask touches the edge, or background), without it both
+    are named. One far smaller than its box likely missed part of the object."""
+    h, w = mask.shape
+    area = int(mask.sum())
+    text = f"{area} px, {100 * area / (h * w):.1f}% of the frame"
+    if box is None:
+        return text
+    x0, y0, x1, y1 = box
+    inside = mask[y0:y1, x0:x1]
+    text += f", {100 * inside.sum() / max(1, inside.size):.0f}% of the box"
+    lines = (("left", np.s_[:, 0]), ("top", np.s_[0, :]), ("right", np.s_[:, -1]),
+             ("bottom", np.s_[-1, :]))
+    edges = [(name, where) for name, where in lines if inside[where].any()]
+    if not edges:
+        return f"{text}; inside the box, touching none of its edges"
+    if prior is None:
+        return (f"{text}; touches the box's {', '.join(n for n, _ in edges)} edge(s): the object "
+                "may be cut off there (draw the box larger), or the mask leaked into background "
+                "of the object's colour (check it)")
+    seen = prior[y0:y1, x0:x1]
+    cut = [n for n, where in edges if seen[where][inside[where]].mean() > threshold]
+    leaked = [n for n, _ in edges if n not in cut]
+    words = [f"the object may be cut off at the box's {', '.join(cut)} edge(s), where the parent "
+             "sees it too — draw the box larger"] if cut else []
+    words += [f"at the {', '.join(leaked)} edge(s) it reaches background the parent does not "
+              "take for the object — check the mask there"] if leaked else []
+    return f"{text}; {'; '.join(words)}"

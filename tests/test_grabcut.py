@@ -116,3 +116,36 @@ def test_preflight_refuses_a_bad_prompt(clip, capsys, args, message):
     err = capsys.readouterr().err
     assert stop.value.code == 2 and message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_the_parent_tells_a_leak_from_a_cut_off_object():
+    """A mask that reaches the box's right edge: where the parent sees background there it is a
+    leak (into background of the object's colour), not a cut-off object to draw larger."""
+    image, truth = _disk_scene(np.random.default_rng(2))
+    mask = truth.copy()
+    mask[55:65, 70:106] = True  # leaked rightwards along a strip of the same colour
+    prior = truth.astype(np.float32)
+    leak = describe_mask(mask, (35, 25, 106, 96), prior)
+    assert "right" in leak and "background the parent does not take" in leak
+    assert "draw the box larger" not in leak
+    cut = describe_mask(truth, (60, 25, 106, 96), prior)
+    assert "cut off at the box's left edge" in cut and "draw the box larger" in cut
+    assert "leaked" in describe_mask(mask, (35, 25, 106, 96))  # without a parent: both named
+
+
+def test_the_parent_starts_grabcut_where_the_box_holds_more_than_the_object():
+    """A box around the object and a region of its very colour beside it: the parent's labels
+    (here the true disk, blurred) keep the object alone; GrabCut started from them is no worse
+    than from the box (colour models cannot split one colour: on real frames, where colours
+    differ, it gains — benchmarks/README.md#a-first-mask-from-a-box)."""
+    image, truth = _disk_scene(np.random.default_rng(3))
+    image[40:80, 100:135] = (200, 30, 30)  # background of the object's colour, inside the box
+    box = (35, 25, 140, 96)
+    prior = cv2.GaussianBlur(truth.astype(np.float32), (9, 9), 3)
+    alone = GrabCut(method="grabcut")(image, box)
+    started = GrabCut(method="parent+grabcut")(image, box, prior=prior)
+    assert _iou(started, truth) >= _iou(alone, truth) - 0.02
+    assert _iou(GrabCut(method="parent")(image, box, prior=prior), truth) > 0.85
+    assert np.array_equal(GrabCut(method="parent+grabcut")(image, box), alone)  # no parent
+    with pytest.raises(DataError, match="grabcut.method=magic is unknown"):
+        GrabCut(method="magic")
