@@ -111,4 +111,15 @@ def summary_lines(record: Mapping, output_dir: Path) -> list[str]:
         lines.append(f"W&B run: {run_dir} (offline; upload with: wandb sync {run_dir})"
                      if artifacts.get("wandb_mode") == "offline" else f"W&B run: {run_dir}")
     lines.append(f"next: {next_command(record, Path(output_dir))}")
+    config = record.get("config") or {}
+    if (record.get("stage") == "online" and record.get("experiment") != "predict"
+            and (config.get("data") or {}).get("root", "") is None):
+        lines.append(f"then, on real video: {REAL_VIDEO_NEXT}")
     return lines
+
+
+#: Where the quick start leads once it has run on the generated data: a user's own video, with
+#: the parent shipped in the package (no training, no download).
+REAL_VIDEO_NEXT = ("python -m osvos_pl.predict input=VIDEO_OR_FRAME_FOLDER box=x0,y0,x1,y1 "
+                   "(or mask=FIRST_MASK.png) — fine-tunes the shipped parent (parent_ckpt="
+                   "davis2016, trained on DAVIS 2016) on your first frame")

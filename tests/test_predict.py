@@ -41,6 +41,7 @@ def clip(davis_sample, tmp_path_factory):
 def test_predict_segments_a_real_video(clip, davis_sample, vgg_weights, tmp_path):
     out = tmp_path / "out"
     proc = run_cli([f"input={clip / 'car-shadow.mp4'}", f"mask={clip / 'mask.png'}",
+                    "parent_ckpt=null",  # -PN: without the shipped parent predict defaults to
                     f"model.weights={vgg_weights}", "online.iterations=60", "optim.finetune_lr=1e-4",
                     "online.scheduler=null", "online.frozen_stages=0", "logger=none",
                     f"output={out}", f"hydra.run.dir={tmp_path / 'run'}", "data.num_workers=0"],

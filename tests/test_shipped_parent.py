@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -203,5 +202,14 @@ def test_a_demo_run_uses_the_parent_it_is_given_by_default(tmp_path, clip):
     assert result.record["config"]["optim"]["finetune_lr"] == pytest.approx(3e-4)  # a parent's
 
 
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))
+def test_the_quick_starts_online_run_points_to_predict_on_real_video(tmp_path):
+    from osvos_pl.summary import summary_lines
+
+    def ending(root):
+        record = {"stage": "online", "experiment": "online", "overrides": [], "artifacts": {},
+                  "timing": {"total_seconds": 60.0}, "config": {"data": {"root": root}}}
+        return "\n".join(summary_lines(record, tmp_path))
+
+    assert "then, on real video: python -m osvos_pl.predict input=" in ending(None)
+    assert "parent_ckpt=davis2016" in ending(None)
+    assert "on real video" not in ending("/data/DAVIS")  # already on real data
