@@ -88,7 +88,7 @@ class GrabCut:
 
     iterations: int = 5
     scribble_radius: int = 4
-    method: str = "parent+grabcut"
+    method: str = "parent"
     threshold: float = 0.5
     prior_height: int = 240
     seed: int = 0
