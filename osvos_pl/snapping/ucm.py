@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import math
 
-import higra as hg
 import numpy as np
 
 from osvos_pl.snapping.checks import as_prob_map
@@ -19,10 +18,21 @@ UCM_THRESHOLD = 0.29
 """The authors' ``th_ucm``: boundaries whose UCM level is at most this are erased."""
 
 
+def _higra():
+    """higra, imported where snapping runs: a run without snapping (-BS, -OS, predict) needs
+    neither the package nor its import time."""
+    try:
+        import higra
+    except ImportError as err:
+        raise ImportError("boundary snapping needs higra (pip install higra); runs without "
+                          "contour_ckpt / contour_maps do not snap and do not need it") from err
+    return higra
+
+
 @functools.lru_cache(maxsize=4)
-def _pixel_graph(shape: tuple[int, int]) -> hg.UndirectedGraph:
+def _pixel_graph(shape: tuple[int, int]):
     """4-adjacency graph of an ``(H, W)`` grid; cached because building it costs ~30-100 ms."""
-    return hg.get_4_adjacency_graph(shape)
+    return _higra().get_4_adjacency_graph(shape)
 
 
 def superpixels(contour_prob: np.ndarray, ucm_threshold: float = UCM_THRESHOLD) -> np.ndarray:
@@ -61,6 +71,7 @@ def superpixels(contour_prob: np.ndarray, ucm_threshold: float = UCM_THRESHOLD) 
     contour = as_prob_map("contour_prob", contour_prob)
     if not math.isfinite(ucm_threshold):
         raise ValueError(f"ucm_threshold must be a finite number, got {ucm_threshold!r}")
+    hg = _higra()
     graph = _pixel_graph(contour.shape)
     strength = hg.weight_graph(graph, contour, hg.WeightFunction.max)
     basins = hg.labelisation_watershed(graph, strength)
