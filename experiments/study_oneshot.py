@@ -94,6 +94,11 @@ def components_keep(ft: np.ndarray, par: np.ndarray, overlap: float) -> np.ndarr
     return ft | keep[lab]
 
 
+def _logit(q: np.ndarray) -> np.ndarray:
+    q = np.clip(q, 1e-3, 1 - 1e-3)
+    return np.log(q / (1 - q))
+
+
 def rule_masks(probs: np.ndarray, rule: str) -> np.ndarray:
     """``(N, K, H, W)`` uint8 probabilities (K: fine-tuned, parent[, flips]) → ``(N, H, W)``."""
     p = probs.astype(np.float32) / 255
@@ -112,8 +117,7 @@ def rule_masks(probs: np.ndarray, rule: str) -> np.ndarray:
         th = a[1] if len(a) > 1 else 0.5
         return np.stack([components_keep(f > 0.5, q > th, a[0]) for f, q in zip(ft, par)])
     if kind == "logit":  # logit:w  (1-w) logit(ft) + w logit(parent) > 0
-        lo = lambda q: np.log(np.clip(q, 1e-3, 1 - 1e-3) / np.clip(1 - q, 1e-3, 1))
-        return (1 - a[0]) * lo(ft) + a[0] * lo(par) > 0
+        return (1 - a[0]) * _logit(ft) + a[0] * _logit(par) > 0
     if kind == "geo":  # geometric mean
         return np.sqrt(ft * par) > (a[0] if a else 0.5)
     if kind == "fallback":  # parent where the fine-tuned mask keeps < a of the parent's area
