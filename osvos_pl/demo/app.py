@@ -78,7 +78,7 @@ def build(settings: Settings) -> gr.Blocks:
                                label="the mask on frame 0 (click two corners to draw a box)")
         with gr.Row():
             object_id = gr.Radio(list(range(1, settings.max_objects + 1)), value=1,
-                                 label="object for GrabCut (brushes: red, green, olive, blue "
+                                 label="object for the box (brushes: red, green, olive, blue "
                                        "for objects 1-4; white takes pixels away)",
                                  elem_id="object")
             box = gr.Textbox(label="box x0,y0,x1,y1 (px)", elem_id="box")
