@@ -39,6 +39,12 @@ CHOICES=(
   "shift12-lr1e-4|online.augment=shift online.views=12 optim.finetune_lr=1e-4"
   "os-large|online.iterations=0 data.scale=$LARGE"
   "shift12-large|online.augment=shift online.views=12 data.scale=$LARGE"
+  # the parent keeps a say in every frame (online.parent_weight, shipped 0.3 with a parent; these
+  # rows are the shipped views with the weight set, at the recipe's scale and the larger one)
+  "blend0|online.augment=shift online.views=12 online.parent_weight=0"
+  "blend0.5|online.augment=shift online.views=12 online.parent_weight=0.5"
+  "blend0-large|online.augment=shift online.views=12 online.parent_weight=0 data.scale=$LARGE"
+  "blend0.3-large|online.augment=shift online.views=12 online.parent_weight=0.3 data.scale=$LARGE"
 )
 # JOBS=2 runs two choices at a time, one thread each (seconds per sequence then compare only
 # among themselves); ONLY="name ..." runs a subset
