@@ -81,16 +81,18 @@ METHODS = ("grabcut", "parent", "parent+grabcut")
 class GrabCut:
     """How ``box=`` / ``fg=`` / ``bg=`` become a mask: ``method`` (``METHODS``), ``threshold``
     on the parent's probability (its methods) and the height in px of the frame the parent
-    sees (``prior_height``, for :func:`parent_prior`), ``iterations`` of the GMM/graph-cut loop
+    sees (``prior_height``, for :func:`parent_prior`) and the share of the box its mask must
+    fill to be used (``min_box_share``, else GrabCut), ``iterations`` of the GMM/graph-cut loop
     (its k-means start drawn from OpenCV's generator, seeded with ``seed``: the same mask on
     every run),
     ``scribble_radius`` px of the disk each fg/bg point marks as certain."""
 
     iterations: int = 5
     scribble_radius: int = 4
-    method: str = "parent"
+    method: str = "parent+grabcut"
     threshold: float = 0.5
     prior_height: int = 240
+    min_box_share: float = 0.1
     seed: int = 0
 
     def __post_init__(self):
@@ -102,6 +104,16 @@ class GrabCut:
     def needs_prior(self) -> bool:
         """Whether this method reads the parent's probabilities (``prior`` of ``__call__``)."""
         return self.method != "grabcut"
+
+    def sees_object(self, prior: np.ndarray | None, box: Box | None) -> bool:
+        """Whether the parent's ``prior`` is used for ``box``: a parent method, and the parent
+        sees an object there (above ``threshold`` on at least ``min_box_share`` of the box).
+        Where it does not (a kind of object it never learnt, such as the generated stripes),
+        GrabCut works from the box alone."""
+        if prior is None or box is None or not self.needs_prior:
+            return False
+        x0, y0, x1, y1 = box
+        return float((prior[y0:y1, x0:x1] > self.threshold).mean()) >= self.min_box_share
 
     def __call__(self, image: np.ndarray, box: Box | None = None, fg: Sequence[Point] = (),
                  bg: Sequence[Point] = (), prior: np.ndarray | None = None) -> np.ndarray:
@@ -118,7 +130,7 @@ class GrabCut:
             raise DataError("GrabCut needs a box around the object or foreground points (fg=)")
         h, w = image.shape[:2]
         mask = np.full((h, w), cv2.GC_PR_BGD if box is None else cv2.GC_BGD, np.uint8)
-        use_prior = prior is not None and box is not None and self.needs_prior
+        use_prior = self.sees_object(prior, box)
         if box is not None:
             x0, y0, x1, y1 = box
             inside = cv2.GC_PR_FGD
@@ -126,8 +138,6 @@ class GrabCut:
                 inside = np.where(prior[y0:y1, x0:x1] > self.threshold, cv2.GC_PR_FGD,
                                   cv2.GC_PR_BGD)
             mask[y0:y1, x0:x1] = inside
-            if use_prior and not (mask == cv2.GC_PR_FGD).any():  # the parent saw nothing there
-                mask[y0:y1, x0:x1] = cv2.GC_PR_FGD
         for points, label in ((bg, cv2.GC_BGD), (fg, cv2.GC_FGD)):
             for x, y in points:
                 cv2.circle(mask, (int(x), int(y)), self.scribble_radius, int(label), -1)

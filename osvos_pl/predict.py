@@ -83,10 +83,15 @@ def write_first_mask(cfg: DictConfig, image, output: Path, grabcut) -> Path:
     prior = box_prior(cfg, image, grabcut) if box is not None else None
     mask = grabcut(image, box, fg, bg, prior=prior)
     path = write_mask(output / "first_mask.png", mask.astype("uint8") * 255, palette=False)
-    how = grabcut.method if prior is not None else "grabcut"
+    used = grabcut.sees_object(prior, box)
+    if prior is not None and not used:
+        log.info("the parent sees no object in the box (its mask would fill less than %.0f%% of "
+                 "it, grabcut.min_box_share): GrabCut from the box alone",
+                 100 * grabcut.min_box_share)
     log.info("first mask by %s (box=%s, %d fg / %d bg points) -> %s: %s",
-             METHOD_WORDS[how], ",".join(map(str, box)) if box else "none", len(fg), len(bg),
-             path, describe_mask(mask, box, prior, grabcut.threshold))
+             METHOD_WORDS[grabcut.method if used else "grabcut"],
+             ",".join(map(str, box)) if box else "none", len(fg), len(bg), path,
+             describe_mask(mask, box, prior if used else None, grabcut.threshold))
     return path
 
 

@@ -290,8 +290,8 @@ def test_real_frames_with_the_page_defaults_and_a_box(browser, demo_url, davis_s
     preview.click(position={"x": float(box[2] * sx), "y": float(box[3] * sy)})
     expect(status).to_contain_text("press", timeout=10_000)
     page.click("#grabcut")
-    expect(status).to_contain_text("box, object 1, by the parent's object probability inside "
-                                   "the box", timeout=60_000)
+    expect(status).to_contain_text("box, object 1, by GrabCut started from the parent's labels",
+                                   timeout=60_000)
     page.click("#run")
     expect(status).to_contain_text("done in", timeout=600_000)
     text = status.inner_text()

@@ -87,10 +87,12 @@ def test_predict_from_a_box_on_real_frames(clip, tmp_path):
     proc = _predict([f"input={video}", f"box={box}"], tmp_path / "box", tmp_path)
     first = np.asarray(Image.open(tmp_path / "box" / "first_mask.png")) > 0
     iou = _iou(first, truth)
-    print(f"first mask (the default, the parent's objects) on car-shadow frame 0 "
+    print(f"first mask (the default: GrabCut from the parent's labels) on car-shadow frame 0 "
           f"({SIZE[0]}x{SIZE[1]}, box={box}): IoU {iou:.3f}")
-    assert iou >= 0.75  # measured 0.855 (GrabCut alone: 0.79)
-    assert "first mask by the parent's object probability inside the box" in proc.stdout
+    # measured 0.63 on this frame decoded from an mp4 (GrabCut alone 0.79, the parent alone
+    # 0.86; over ten val frames at 480p the default leads: benchmarks/README.md)
+    assert iou >= 0.55
+    assert "first mask by GrabCut started from the parent's labels" in proc.stdout
     assert "% of the box" in proc.stdout
     by_box = sorted((tmp_path / "box" / "masks" / "car-shadow").glob("*.png"))
     assert len(by_box) == FRAMES and (tmp_path / "box" / "overlay.mp4").is_file()
@@ -155,3 +157,17 @@ def test_the_parent_starts_grabcut_where_the_box_holds_more_than_the_object():
     assert np.array_equal(GrabCut(method="parent+grabcut")(image, box), alone)  # no parent
     with pytest.raises(DataError, match="grabcut.method=magic is unknown"):
         GrabCut(method="magic")
+
+
+def test_where_the_parent_sees_no_object_grabcut_works_from_the_box():
+    """A kind of object the parent never learnt (the generated stripes: probability 0-0.3 on
+    them): its mask would be a few specks, so the box's mask is GrabCut's."""
+    image, truth = _disk_scene(np.random.default_rng(4))
+    box = (35, 25, 106, 96)
+    blind = np.where(truth, 0.2, 0.0).astype(np.float32)
+    blind[60, 70] = 0.9  # one speck
+    for method in ("parent", "parent+grabcut"):
+        grabcut = GrabCut(method=method)
+        assert not grabcut.sees_object(blind, box)
+        assert np.array_equal(grabcut(image, box, prior=blind), GrabCut(method="grabcut")(image, box))
+    assert GrabCut().sees_object(truth.astype(np.float32), box)

@@ -238,7 +238,7 @@ class _Handlers:
         labels, how = session.apply_grabcut(self.s.grabcut, clip.first,
                                             self._labels(editor, clip, base), int(object_id),
                                             box, prior)
-        method = self.s.grabcut.method if prior is not None else "grabcut"
+        method = self.s.grabcut.method if self.s.grabcut.sees_object(prior, box) else "grabcut"
         return {self.c.editor: session.editor_value(clip.first, labels), self.c.preview: overlay(clip.first, labels),
                 self.c.mask_info: session.describe_labels(labels),
                 self.c.status: f"box, object {object_id}, by {METHOD_WORDS[method]}: {how}",

@@ -175,7 +175,8 @@ def apply_grabcut(grabcut: GrabCut, image: np.ndarray, labels: np.ndarray, objec
     mask = grabcut(image, box, prior=prior)
     out = np.where(labels == object_id, 0, labels).astype(np.uint8)
     out[mask] = object_id
-    return out, describe_mask(mask, box, prior, grabcut.threshold)
+    used = grabcut.sees_object(prior, box)
+    return out, describe_mask(mask, box, prior if used else None, grabcut.threshold)
 
 
 # -- which parent runs, and what the page says about it ------------------------------------------
