@@ -172,13 +172,7 @@ def test_segment_a_clip_from_the_browser(browser, demo_url, generated, tmp_path)
     expect(status).to_contain_text("error: the mask is empty", timeout=30_000)
 
     # a box: two clicks on the preview, then GrabCut
-    preview = page.locator("#preview img").first
-    shown = preview.bounding_box()
-    natural = preview.evaluate("img => [img.naturalWidth, img.naturalHeight]")
-    sx, sy = shown["width"] / natural[0], shown["height"] / natural[1]
-    preview.click(position={"x": float(box[0] * sx), "y": float(box[1] * sy)})
-    expect(status).to_contain_text("click the opposite corner", timeout=10_000)
-    preview.click(position={"x": float(box[2] * sx), "y": float(box[3] * sy)})
+    _click_box(page, status, box)
     expect(status).to_contain_text("press GrabCut", timeout=10_000)
     page.click("#grabcut")
     expect(status).to_contain_text("box, object 1, by", timeout=60_000)
@@ -281,13 +275,7 @@ def test_real_frames_with_the_page_defaults_and_a_box(browser, demo_url, davis_s
     page.locator("#upload input[type=file]").set_input_files(str(tmp_path / "real.zip"))
     expect(status).to_contain_text(f"loaded real: {REAL_FRAMES} frames of "
                                    f"{REAL_SIZE[0]}x{REAL_SIZE[1]}", timeout=30_000)
-    preview = page.locator("#preview img").first
-    shown = preview.bounding_box()
-    natural = preview.evaluate("img => [img.naturalWidth, img.naturalHeight]")
-    sx, sy = shown["width"] / natural[0], shown["height"] / natural[1]
-    preview.click(position={"x": float(box[0] * sx), "y": float(box[1] * sy)})
-    expect(status).to_contain_text("click the opposite corner", timeout=10_000)
-    preview.click(position={"x": float(box[2] * sx), "y": float(box[3] * sy)})
+    _click_box(page, status, box)
     expect(status).to_contain_text("press", timeout=10_000)
     page.click("#grabcut")
     expect(status).to_contain_text("box, object 1, by GrabCut started from the parent's labels",
@@ -308,3 +296,17 @@ def test_real_frames_with_the_page_defaults_and_a_box(browser, demo_url, davis_s
     print(f"demo on {REAL_SEQUENCE} ({REAL_FRAMES} frames at {REAL_SIZE[0]}x{REAL_SIZE[1]}, the "
           f"page's defaults, a box + 5 %): first mask IoU {first:.3f}, J = {j:.3f}")
     assert j >= 0.7
+
+
+def _click_box(page, status, box) -> None:
+    """Draw ``box`` (x0, y0, x1, y1 in frame pixels) with two clicks on the shown preview,
+    scaled from the frame's size to the picture's size on the page."""
+    from playwright.sync_api import expect
+
+    preview = page.locator("#preview img").first
+    shown = preview.bounding_box()
+    natural = preview.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    sx, sy = shown["width"] / natural[0], shown["height"] / natural[1]
+    preview.click(position={"x": float(box[0] * sx), "y": float(box[1] * sy)})
+    expect(status).to_contain_text("click the opposite corner", timeout=10_000)
+    preview.click(position={"x": float(box[2] * sx), "y": float(box[3] * sy)})
