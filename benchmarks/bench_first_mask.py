@@ -25,13 +25,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from osvos_pl.errors import DataError
-from osvos_pl.first_mask import METHODS, GrabCut, parent_prior
 from osvos_pl.metrics import db_eval_iou
 from osvos_pl.model.checkpoint import load_checkpoint
 from osvos_pl.model.factory import build_network
 from osvos_pl.model.shipped import SHIPPED
-from osvos_pl.normalization import get_normalization
+from osvos_pl.tasks.first_mask import METHODS, GrabCut, parent_prior
+from osvos_pl.utils.errors import DataError
+from osvos_pl.utils.normalization import get_normalization
 
 DEV = ("bmx-bumps", "dance-jump", "dog-agility", "drift-turn", "motocross-bumps")
 

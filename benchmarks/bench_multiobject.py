@@ -49,7 +49,7 @@ def build(args: argparse.Namespace, tmp: Path):
     """``(segmenter, data module)`` exactly as the online stage builds them."""
     from hydra.utils import instantiate
 
-    from osvos_pl.run import build_datamodule, build_engine, load_parent
+    from osvos_pl.runner.run import build_datamodule, build_engine, load_parent
 
     overrides = [
         "+experiment=online", "data=davis2017", f"data.root={args.root}",
@@ -84,7 +84,7 @@ def finetune(segmenter, dm, args, ids: list[int]) -> tuple[dict, dict]:
     shared machine from falling on one path); per-object times."""
     import pytorch_lightning as pl
 
-    from osvos_pl.tasks.oneshot import TrunkPrefixes
+    from osvos_pl.tasks.finetuning import TrunkPrefixes
 
     ft = segmenter.finetuning
     prefixes = {False: None, True: TrunkPrefixes()}

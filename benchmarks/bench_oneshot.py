@@ -63,7 +63,7 @@ def compose(overrides: list[str], output_dir: Path):
     from hydra import initialize_config_dir
     from omegaconf import open_dict
 
-    from osvos_pl.config import config_dir
+    from osvos_pl.runner.config import config_dir
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = hydra_compose("config", overrides=overrides, return_hydra_config=False)
@@ -112,7 +112,7 @@ class Bench:
 
     def online(self, setting: str, start: str, sequence: str, overrides: list[str]) -> dict:
         """One online-stage run on one sequence; its row (scores, seconds, load)."""
-        from osvos_pl.run import run
+        from osvos_pl.runner.run import run
 
         parent = [f"parent_ckpt={self.args.parent}"] if start == "parent" else ["parent_ckpt=null"]
         with tempfile.TemporaryDirectory() as tmp:
@@ -232,9 +232,9 @@ class Bench:
         from hydra.utils import instantiate
         from torch.utils.data import DataLoader
 
-        from osvos_pl.engine import Engine
         from osvos_pl.metrics import jf_per_frame
-        from osvos_pl.run import build_datamodule, load_parent
+        from osvos_pl.runner.run import build_datamodule, load_parent
+        from osvos_pl.stages.engine import Engine
 
         args = self.args
         sequences = args.infer_sequences or args.sequences[:1]

@@ -300,9 +300,10 @@ def measure_infer(variant: Variant, hw, batch: int, device, warmup: int, repeat:
     size (``OneShotSegmenter.probabilities``)."""
     import pytorch_lightning as pl
 
-    from osvos_pl.engine import Engine
     from osvos_pl.model.param_groups import ParamGroups
-    from osvos_pl.tasks.oneshot import FineTuning, OneShotSegmenter
+    from osvos_pl.stages.engine import Engine
+    from osvos_pl.tasks.finetuning import FineTuning
+    from osvos_pl.tasks.segmenter import OneShotSegmenter
 
     net = _network(variant, device).eval()
     if variant.compile:
@@ -348,7 +349,7 @@ def compose(overrides: list[str], output_dir: Path):
     from hydra import initialize_config_dir
     from omegaconf import open_dict
 
-    from osvos_pl.config import config_dir
+    from osvos_pl.runner.config import config_dir
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = hydra_compose("config", overrides=overrides, return_hydra_config=False)
@@ -363,7 +364,7 @@ def measure_finetune(variant: Variant, scale: float, iterations: int, root: Path
     it) for ``iterations`` updates on car-shadow frame 0."""
     from hydra.utils import instantiate
 
-    from osvos_pl.run import build_datamodule, build_engine
+    from osvos_pl.runner.run import build_datamodule, build_engine
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = compose([

@@ -26,9 +26,9 @@ def dump(out: Path, overrides: list[str]) -> None:
     from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
-    import osvos_pl.run as run
-    from osvos_pl.config import config_dir
-    from osvos_pl.tasks.oneshot import shared_stages
+    import osvos_pl.runner.run as run
+    from osvos_pl.runner.config import config_dir
+    from osvos_pl.tasks.segmenter import shared_stages
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("config", overrides=["+experiment=online_bs", "logger=none", *overrides])

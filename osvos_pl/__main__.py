@@ -5,9 +5,9 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from osvos_pl.cli import exit_codes
-from osvos_pl.config import config_dir
-from osvos_pl.preflight import check_run, preflight
+from osvos_pl.runner.config import config_dir
+from osvos_pl.runner.exits import exit_codes
+from osvos_pl.runner.preflight import check_run, preflight
 
 USAGE = "python -m osvos_pl +experiment=parent|online|contour [key=value ...] (--help lists every key)"
 
@@ -15,7 +15,7 @@ USAGE = "python -m osvos_pl +experiment=parent|online|contour [key=value ...] (-
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Run one stage; return the optimised metric (J&F-Mean) for Hydra sweepers."""
-    from osvos_pl.run import run  # heavy imports after Hydra has handled --help / --cfg
+    from osvos_pl.runner.run import run  # heavy imports after Hydra has handled --help / --cfg
 
     with exit_codes(on_sigterm=interrupted_message):
         record = run(cfg)

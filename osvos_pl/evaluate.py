@@ -26,9 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from osvos_pl.cli import input_error
 from osvos_pl.data.io import read_mask
-from osvos_pl.errors import DataError, OSVOSError
 from osvos_pl.metrics import (
     GLOBAL_KEYS,
     STAT_KEYS,
@@ -37,8 +35,10 @@ from osvos_pl.metrics import (
     summarize,
 )
 from osvos_pl.metrics.bitplanes import pack_rows
-from osvos_pl.records import now_iso
+from osvos_pl.runner.exits import input_error
+from osvos_pl.stages.records import now_iso
 from osvos_pl.utils.atomic import atomic_path, atomic_write_json
+from osvos_pl.utils.errors import DataError, OSVOSError
 
 READ_THREADS = min(8, os.cpu_count() or 1)  # PNG decoding releases the GIL
 # Sequences decoded ahead of the one being scored: packed single-object frames are small (50 kB

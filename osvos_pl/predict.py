@@ -4,8 +4,8 @@ The online stage on a clip (``data=clip``: a video or frame folder plus annotate
 model per object, masks in ``<output>/masks/<name>/NNNNN.png`` (DAVIS layout, so ``evaluate``
 reads them), plus ``overlay.mp4``, ``contact_sheet.png``, the run's log and config, all in
 ``output=``. Without ``mask=``, ``box=`` and/or ``fg=`` / ``bg=`` points make the first mask
-with GrabCut (``osvos_pl.first_mask``), written as ``<output>/first_mask.png``. Inputs are
-checked before anything is made (``osvos_pl.preflight``). :func:`segment_clip` is the whole
+with GrabCut (``osvos_pl.tasks.first_mask``), written as ``<output>/first_mask.png``. Inputs are
+checked before anything is made (``osvos_pl.runner.preflight``). :func:`segment_clip` is the whole
 run below the command line; the browser demo (``osvos_pl.demo``) calls it too.
 """
 
@@ -20,9 +20,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from osvos_pl.cli import exit_codes
-from osvos_pl.config import config_dir
-from osvos_pl.preflight import check_predict, predict_missing, preflight
+from osvos_pl.runner.config import config_dir
+from osvos_pl.runner.exits import exit_codes
+from osvos_pl.runner.preflight import check_predict, predict_missing, preflight
 
 log = logging.getLogger("osvos_pl.predict")
 
@@ -38,7 +38,7 @@ FrameHook = Callable[[str, dict, "object"], None]
 def main(cfg: DictConfig) -> None:
     from hydra.utils import instantiate
 
-    from osvos_pl.run import log_summary
+    from osvos_pl.runner.run import log_summary
 
     output = Path(cfg.output)
     with exit_codes(on_sigterm=lambda: interrupted_message(output)):
@@ -49,12 +49,12 @@ def main(cfg: DictConfig) -> None:
 def segment_clip(cfg: DictConfig, output: Path, grabcut=None,
                  on_frame: FrameHook | None = None) -> dict:
     """predict's run: the first mask (``mask=``, else GrabCut's from ``box=`` / ``fg=`` /
-    ``bg=``), then the online stage on the clip (``osvos_pl.run.run``) with its pictures
+    ``bg=``), then the online stage on the clip (``osvos_pl.runner.run.run``) with its pictures
     (``overlay.mp4``, ``contact_sheet.png``); ``on_frame`` also sees every segmented frame.
     Returns the run record. Installs no signal handler, so it runs in any thread."""
     from osvos_pl.data.frames import FrameSource
-    from osvos_pl.run import run
-    from osvos_pl.visualize import ClipPictures
+    from osvos_pl.data.overlays import ClipPictures
+    from osvos_pl.runner.run import run
 
     source = FrameSource(cfg.input)
     if cfg.mask is None:
@@ -74,7 +74,7 @@ def write_first_mask(cfg: DictConfig, image, output: Path, grabcut) -> Path:
     """GrabCut's mask of frame ``image`` from ``cfg.box`` / ``fg`` / ``bg`` as
     ``<output>/first_mask.png`` (0/255), with a line saying how it looks."""
     from osvos_pl.data.io import write_mask
-    from osvos_pl.first_mask import GrabCut, describe_mask, parse_box, parse_points
+    from osvos_pl.tasks.first_mask import GrabCut, describe_mask, parse_box, parse_points
 
     size = image.shape[:2]
     box = None if cfg.box is None else parse_box(cfg.box, size)
@@ -103,13 +103,13 @@ METHOD_WORDS = {"grabcut": "GrabCut from the box",
 
 def box_prior(cfg: DictConfig, image, grabcut):
     """The parent's ``(H, W)`` object probability on frame ``image`` where ``grabcut.method``
-    reads it (``osvos_pl.first_mask.parent_prior``), else None; without a parent
+    reads it (``osvos_pl.tasks.first_mask.parent_prior``), else None; without a parent
     (``parent_ckpt=null``) GrabCut works from the box alone, and says so."""
     from hydra.utils import instantiate
 
-    from osvos_pl.first_mask import parent_prior
     from osvos_pl.model.checkpoint import load_checkpoint
-    from osvos_pl.normalization import get_normalization
+    from osvos_pl.tasks.first_mask import parent_prior
+    from osvos_pl.utils.normalization import get_normalization
 
     if not grabcut.needs_prior:
         return None

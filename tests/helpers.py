@@ -8,7 +8,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from osvos_pl.config import config_dir
+from osvos_pl.runner.config import config_dir
 
 
 def copy_sample(src: Path, dst: Path, sequences=("car-shadow",), frames: int | None = None) -> Path:
@@ -52,7 +52,7 @@ def cpu_engine(tmp_path: Path, precision: str = "32-true", channels_last=False):
     """An Engine on the CPU, as the runner would build it from ``trainer=cpu``."""
     import pytorch_lightning as pl
 
-    from osvos_pl.engine import Engine
+    from osvos_pl.stages.engine import Engine
 
     return Engine.create(pl.Trainer, "cpu", precision, channels_last, tmp_path)
 
@@ -60,7 +60,8 @@ def cpu_engine(tmp_path: Path, precision: str = "32-true", channels_last=False):
 def segmenter(nets_engine, contours=None, threshold: float = 0.5):
     """A OneShotSegmenter that only segments (no fine-tuning) with ``nets_engine``."""
     from osvos_pl.model.param_groups import ParamGroups
-    from osvos_pl.tasks.oneshot import FineTuning, OneShotSegmenter
+    from osvos_pl.tasks.finetuning import FineTuning
+    from osvos_pl.tasks.segmenter import OneShotSegmenter
 
     finetuning = FineTuning(0, None, ParamGroups({}), None)
     return OneShotSegmenter(finetuning, threshold, parent=None, engine=nets_engine,

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from osvos_pl.data.io import write_mask
+from osvos_pl.data.overlays import write_image
 from osvos_pl.model.checkpoint import export_weights
 from osvos_pl.utils.atomic import atomic_path, atomic_write_json, remove_stale_temporaries
-from osvos_pl.visualize import write_image
 
 
 @pytest.fixture

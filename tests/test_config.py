@@ -10,10 +10,10 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from osvos_pl.config import config_dir
-from osvos_pl.errors import ConfigError
-from osvos_pl.run import STAGES
-from osvos_pl.validation import validate_config
+from osvos_pl.runner.config import config_dir
+from osvos_pl.runner.run import STAGES
+from osvos_pl.runner.validation import validate_config
+from osvos_pl.utils.errors import ConfigError
 from tests.helpers import compose_cfg
 
 EXPERIMENTS = sorted(p.stem for p in (Path(config_dir()) / "experiment").glob("*.yaml"))

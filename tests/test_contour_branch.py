@@ -11,8 +11,8 @@ import pytest
 
 from osvos_pl.data.contours import ContourMaps
 from osvos_pl.data.davis import DAVISIndex
-from osvos_pl.errors import ConfigError
-from osvos_pl.normalization import get_normalization
+from osvos_pl.utils.errors import ConfigError
+from osvos_pl.utils.normalization import get_normalization
 from tests.helpers import compose_cfg, copy_sample
 
 SEQ = "car-shadow"
@@ -62,7 +62,7 @@ def test_contour_stage_learns_from_its_source_and_is_scored_against_the_maps(
     given maps_root is also what the branch is scored against."""
     from hydra.utils import instantiate
 
-    from osvos_pl.run import run
+    from osvos_pl.runner.run import run
 
     root, maps = root_and_maps
     cfg = compose_cfg(["+experiment=contour", f"data.root={root}", f"contour.source={source}",
@@ -83,8 +83,8 @@ def test_contour_stage_learns_from_its_source_and_is_scored_against_the_maps(
 
 
 def test_contour_source_maps_needs_a_root_and_unknown_sources_are_refused(tmp_path):
-    from osvos_pl.run import STAGES
-    from osvos_pl.validation import validate_config
+    from osvos_pl.runner.run import STAGES
+    from osvos_pl.runner.validation import validate_config
 
     cfg = compose_cfg(["+experiment=contour", "contour.source=maps"], tmp_path)
     with pytest.raises(ConfigError, match="contour.source=maps needs contour.maps_root"):
@@ -100,8 +100,8 @@ def test_contour_source_maps_needs_a_root_and_unknown_sources_are_refused(tmp_pa
 def test_a_wrong_size_training_map_is_refused_before_training(root_and_maps, tmp_path):
     from PIL import Image
 
-    from osvos_pl.errors import DataError
-    from osvos_pl.run import run
+    from osvos_pl.runner.run import run
+    from osvos_pl.utils.errors import DataError
 
     root, maps = root_and_maps
     bad = tmp_path / "maps"

@@ -15,9 +15,9 @@ from PIL import Image
 
 from osvos_pl.data.contours import ContourMaps
 from osvos_pl.data.io import read_mask
-from osvos_pl.errors import DataError
 from osvos_pl.metrics import db_eval_boundary, db_eval_iou
 from osvos_pl.snapping import MASK_THRESHOLD, SnapStatus, majority_vote, snap_objects, superpixels
+from osvos_pl.utils.errors import DataError
 
 SEQUENCES = ("blackswan", "car-shadow")
 FRAMES = (1, 8, 15, 22, 29, 36)  # all have a map (car-shadow's last, 00039, has none)
@@ -201,7 +201,7 @@ def test_contour_branch_frames_are_read_at_the_contour_scale(davis_sample: Path)
     """online.contour_scale's input: the frame from disk at that scale, normalised as the
     segmentation's input is (not the segmentation's small input upsampled)."""
     from osvos_pl.data.datamodule import DAVISDataModule
-    from osvos_pl.run import _frame_at
+    from osvos_pl.runner.run import _frame_at
 
     dm = DAVISDataModule(root=str(davis_sample), eval_split="val", scale=0.25, num_workers=0)
     small = dm.sequence_dataset("blackswan")[2]["image"]

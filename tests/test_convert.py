@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from osvos_pl.errors import ConfigError
 from osvos_pl.model import OSVOSNet, WeightsUnavailableError, convert, load_backbone
+from osvos_pl.utils.errors import ConfigError
 
 # --- the authors' network, from their layer definitions -----------------------------------
 

@@ -12,8 +12,8 @@ from osvos_pl.data.davis import DAVISIndex
 from osvos_pl.data.generated import GeneratedSpec, ensure_generated
 from osvos_pl.data.masks import validate_sequence
 from osvos_pl.data.transforms import build_augmentation
-from osvos_pl.errors import DataError
-from osvos_pl.normalization import get_normalization
+from osvos_pl.utils.errors import DataError
+from osvos_pl.utils.normalization import get_normalization
 from tests.helpers import copy_sample
 
 

@@ -26,8 +26,8 @@ from osvos_pl.data.datamodule import DAVISDataModule
 from osvos_pl.data.datasets import TrainFrames, TrainingDraws
 from osvos_pl.data.davis import DAVISIndex
 from osvos_pl.data.transforms import WARPS, build_augmentation, mask_boundary
-from osvos_pl.errors import ConfigError
-from osvos_pl.normalization import get_normalization
+from osvos_pl.utils.errors import ConfigError
+from osvos_pl.utils.normalization import get_normalization
 
 NORM = get_normalization("imagenet")
 
@@ -285,7 +285,7 @@ def test_contour_map_targets_are_cached_and_nearest_warped_on_the_device(davis_s
 
 
 def test_bad_cache_and_device_settings_are_refused_before_a_run(tmp_path):
-    from osvos_pl.validation import validate_config
+    from osvos_pl.runner.validation import validate_config
     from tests.helpers import compose_cfg
 
     stages = ("parent", "online", "contour")

@@ -24,7 +24,7 @@ from PIL import Image
 
 from osvos_pl.data.io import read_mask
 from osvos_pl.model.osvos import OSVOSNet
-from osvos_pl.records import read_record
+from osvos_pl.stages.records import read_record
 from tests.helpers import compose_cfg, run_cli
 
 SEQ = "schoolgirls"
@@ -104,7 +104,7 @@ def test_predict_segments_a_real_clip_from_its_first_palette_mask(davis2017_samp
 def segmenter_and_data(first_frames, vgg_weights, tmp_path_factory):
     from hydra.utils import instantiate
 
-    from osvos_pl.run import build_datamodule, build_engine, load_parent
+    from osvos_pl.runner.run import build_datamodule, build_engine, load_parent
 
     tmp = tmp_path_factory.mktemp("run")
     cfg = compose_cfg(["+experiment=online", "data=davis2017", f"data.root={first_frames}",
@@ -148,7 +148,7 @@ def both_paths(segmenter_and_data):
 @pytest.mark.slow
 def test_shared_trunk_gives_the_same_masks_and_runs_the_frozen_stages_once(segmenter_and_data,
                                                                            both_paths):
-    from osvos_pl.tasks.oneshot import shared_stages
+    from osvos_pl.tasks.segmenter import shared_stages
 
     segmenter, dm = segmenter_and_data
     _, alone, alone_tuning, alone_inference = both_paths[False]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from osvos_pl.errors import DataError, OSVOSError
+from osvos_pl.utils.errors import DataError, OSVOSError
 
 session = pytest.importorskip("osvos_pl.demo.session")
 
@@ -70,7 +70,7 @@ def test_uploads_are_a_video_or_a_zip_of_frames(tmp_path):
 def test_an_uploaded_video_and_a_bad_parent(tmp_path):
     import cv2
 
-    from osvos_pl.first_mask import GrabCut
+    from osvos_pl.tasks.first_mask import GrabCut
 
     writer = cv2.VideoWriter(str(tmp_path / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10,
                              (64, 48))
@@ -102,7 +102,7 @@ def test_expected_time_follows_the_budget_and_is_learnt(tmp_path):
 def test_the_page_builds_without_a_server(tmp_path):
     pytest.importorskip("gradio")
     from osvos_pl.demo.app import Settings, build
-    from osvos_pl.first_mask import GrabCut
+    from osvos_pl.tasks.first_mask import GrabCut
 
     root = tmp_path / "gen"
     (root / "JPEGImages" / "480p" / "gen-val-00").mkdir(parents=True)
@@ -120,7 +120,7 @@ def test_the_page_builds_without_a_server(tmp_path):
 ])
 def test_the_command_line_is_checked_in_one_line(capsys, args, message):
     from osvos_pl.demo.__main__ import USAGE, check_demo
-    from osvos_pl.preflight import preflight
+    from osvos_pl.runner.preflight import preflight
 
     with pytest.raises(SystemExit) as stop:
         preflight("demo", USAGE, check_demo, args)
@@ -136,7 +136,7 @@ def test_a_run_with_two_objects_goes_through_predict(tmp_path):
     import os
 
     from osvos_pl.data.generated import ensure_generated
-    from osvos_pl.first_mask import GrabCut
+    from osvos_pl.tasks.first_mask import GrabCut
 
     root = ensure_generated(os.environ.get("OSVOS_CACHE", "~/.cache/osvos_pl"))
     clip = session.open_clip(root / "JPEGImages/480p/gen-val-01", "gen-val-01")

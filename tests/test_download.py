@@ -10,8 +10,8 @@ import zipfile
 
 import pytest
 
-from osvos_pl.data import download as dl
-from osvos_pl.errors import DataError
+from osvos_pl import download as dl
+from osvos_pl.utils.errors import DataError
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):

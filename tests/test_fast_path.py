@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 import torch
 
-from osvos_pl.errors import ConfigError
 from osvos_pl.model.factory import build_network, channels_last_mode
-from osvos_pl.run import build_engine
+from osvos_pl.runner.run import build_engine
 from osvos_pl.utils import hardware
+from osvos_pl.utils.errors import ConfigError
 from tests.helpers import compose_cfg, copy_sample, cpu_engine, segmenter
 
 FRAMES = 12  # car-shadow frames scored (frame 0 is the one fine-tuned on)
@@ -109,7 +109,7 @@ def test_nhwc_inference_converts_the_nets_and_segments_alike(tmp_path):
 # --- the accuracy guard -----------------------------------------------------------------------
 
 def _online(root: Path, weights: Path, out: Path, extra: list[str]) -> dict:
-    from osvos_pl.run import run
+    from osvos_pl.runner.run import run
 
     cfg = compose_cfg([
         "+experiment=online_pn", f"data.root={root}", "data.sequences=[car-shadow]",
@@ -163,7 +163,7 @@ def test_fast_inference_j_mean_stays_within_half_a_point_of_fp32_on_the_same_wei
     from torch.utils.data import DataLoader
 
     from osvos_pl.metrics import jf_per_frame
-    from osvos_pl.run import build_datamodule, load_parent
+    from osvos_pl.runner.run import build_datamodule, load_parent
 
     root = copy_sample(davis_sample, tmp_path / "davis", ("car-shadow",), frames=FRAMES)
     cfg = compose_cfg(["+experiment=online_pn", f"data.root={root}", "data.sequences=[car-shadow]",

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from osvos_pl.config import config_dir
-from osvos_pl.errors import ConfigError
 from osvos_pl.model.checkpoint import load_checkpoint_weights, safe_load
 from osvos_pl.model.osvos import OSVOSNet
-from osvos_pl.overrides import check_overrides
-from osvos_pl.records import read_record
+from osvos_pl.runner.config import config_dir
+from osvos_pl.runner.overrides import check_overrides
+from osvos_pl.stages.records import read_record
+from osvos_pl.utils.errors import ConfigError
 from tests.helpers import compose_cfg, run_cli
 
 #: No network for the weights download (an unreachable proxy), nothing cached: the quick start

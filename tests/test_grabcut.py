@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from osvos_pl.errors import DataError
-from osvos_pl.first_mask import GrabCut, describe_mask, parse_box
 from osvos_pl.metrics import db_eval_iou
 from osvos_pl.predict import USAGE, box_as_list
-from osvos_pl.preflight import check_predict, predict_missing, preflight
+from osvos_pl.runner.preflight import check_predict, predict_missing, preflight
+from osvos_pl.tasks.first_mask import GrabCut, describe_mask, parse_box
+from osvos_pl.utils.errors import DataError
 from tests.helpers import run_cli
 
 SIZE = (426, 240)  # (W, H): half of 480p (even: an mp4 keeps it)

@@ -14,7 +14,6 @@ import torch
 from skimage.morphology import disk as skimage_disk
 
 from osvos_pl.data.io import read_mask
-from osvos_pl.errors import DataError
 from osvos_pl.metrics import (
     DavisJF,
     db_eval_boundary,
@@ -28,6 +27,7 @@ from osvos_pl.metrics import (
 )
 from osvos_pl.metrics.bitplanes import Planes, dilate_disk, pack_rows
 from osvos_pl.metrics.boundary import boundary_counts, boundary_radius, disk
+from osvos_pl.utils.errors import DataError
 
 H, W = 480, 854
 TOL = 1e-6

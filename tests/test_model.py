@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image
 
-from osvos_pl.errors import ConfigError
 from osvos_pl.model import (
     OSVOSNet,
     WeightsUnavailableError,
@@ -20,7 +19,8 @@ from osvos_pl.model import (
 )
 from osvos_pl.model.osvos import STRIDES, FixedBilinearUpsample
 from osvos_pl.model.vgg import CONV_INDEX
-from osvos_pl.normalization import get_normalization
+from osvos_pl.utils.errors import ConfigError
+from osvos_pl.utils.normalization import get_normalization
 
 REFERENCE_MULT = {
     "weight": 1.0, "bias": 2.0, "dsn_weight": 0.1, "dsn_bias": 0.2,

@@ -16,7 +16,7 @@ import torch
 from osvos_pl.model.loss import class_balanced_bce
 from osvos_pl.model.osvos import STAGE_ENDS, OSVOSNet, freeze_stages
 from osvos_pl.model.param_groups import ParamGroups
-from osvos_pl.tasks.oneshot import FineTuning, FineTuningTask, warmup_cosine
+from osvos_pl.tasks.finetuning import FineTuning, FineTuningTask, warmup_cosine
 from tests.helpers import compose_cfg
 
 ONES = {"weight": 1.0, "bias": 1.0, "dsn_weight": 1.0, "dsn_bias": 1.0, "fuse_weight": 1.0,
@@ -147,7 +147,7 @@ def test_fast_preset_learns_the_object_on_real_frames(davis_sample, vgg_weights,
     """The fast preset as it ships (100 updates, stages 1-3 frozen, warm-up + cosine to lr
     1e-3) from the ImageNet backbone alone (-PN) on car-shadow's first frame, scored on its
     next frames at quarter resolution: it learns the object."""
-    from osvos_pl.run import run
+    from osvos_pl.runner.run import run
     from tests.helpers import copy_sample
 
     root = copy_sample(davis_sample, tmp_path / "davis", ("car-shadow",), frames=FRAMES)
@@ -179,7 +179,7 @@ def test_fixed_random_views_are_drawn_once_per_seed_and_named_for_the_cache(augm
     """``views=N``: N warps of the annotated frame, the same for the same seed, each sample one
     of them with its ``view`` id (so the frozen prefix is cached), and the mask moved with it."""
     from osvos_pl.data.datasets import FirstFrames
-    from osvos_pl.normalization import get_normalization
+    from osvos_pl.utils.normalization import get_normalization
 
     norm = get_normalization("imagenet")
     a = FirstFrames([_first_frame()], norm, 20, augment, seed=3, views=5)
@@ -200,7 +200,7 @@ def test_l2sp_pulls_the_fine_tuned_weights_toward_the_parent():
     """Same updates, same data: with ``l2sp`` the trained weights end nearer the parent's, the
     logged fused loss excludes the penalty, and frozen weights have no anchor."""
     from osvos_pl.data.datasets import FirstFrames
-    from osvos_pl.normalization import get_normalization
+    from osvos_pl.utils.normalization import get_normalization
 
     sample = FirstFrames([_first_frame()], get_normalization("imagenet"), 1, "none")[0]
     batch = {k: v.unsqueeze(0) if torch.is_tensor(v) else torch.tensor([v])
@@ -248,7 +248,7 @@ def test_objects_share_a_views_prefix_only_where_its_image_is_the_same():
     whose image differs (``augment=zoom`` zooms into each object) is computed again."""
     from unittest import mock
 
-    from osvos_pl.tasks.oneshot import TrunkPrefixes
+    from osvos_pl.tasks.finetuning import TrunkPrefixes
 
     prefixes, image = TrunkPrefixes(), torch.randn(1, 3, 45, 61)
     tasks = [FineTuningTask(_net(), _finetuning(3), "imagenet", prefixes=prefixes) for _ in range(2)]

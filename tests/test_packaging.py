@@ -27,7 +27,7 @@ def test_wheel_contains_conf_and_the_app_finds_it(tmp_path):
     assert {f"osvos_pl/{e}" for e in expected} <= names
     # the installed package, run from elsewhere, composes its config from inside the wheel
     out = subprocess.run(
-        [sys.executable, "-c", "from osvos_pl.config import config_dir; print(config_dir())"],
+        [sys.executable, "-c", "from osvos_pl.runner.config import config_dir; print(config_dir())"],
         cwd=tmp_path, capture_output=True, text=True, check=True,
         env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"},
     ).stdout.strip()

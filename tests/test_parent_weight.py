@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from osvos_pl.errors import ConfigError
+from osvos_pl.utils.errors import ConfigError
 from tests.helpers import cpu_engine, segmenter
 
 
@@ -63,7 +63,8 @@ def test_no_blend_without_finetuning_and_objects_keep_their_ids():
 
 def test_weight_outside_0_1_is_refused():
     from osvos_pl.model.param_groups import ParamGroups
-    from osvos_pl.tasks.oneshot import FineTuning, OneShotSegmenter
+    from osvos_pl.tasks.finetuning import FineTuning
+    from osvos_pl.tasks.segmenter import OneShotSegmenter
 
     with pytest.raises(ConfigError, match="online.parent_weight"):
         OneShotSegmenter(FineTuning(0, None, ParamGroups({}), None), parent_weight=1.5,

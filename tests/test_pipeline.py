@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from osvos_pl.records import merge_records, read_record
+from osvos_pl.stages.records import merge_records, read_record
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.slow

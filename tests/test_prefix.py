@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from osvos_pl.errors import ConfigError
 from osvos_pl.model import prefix as prefix_module
 from osvos_pl.model.osvos import OSVOSNet, freeze_stages
 from osvos_pl.model.prefix import FrozenPrefix, _Stages, resolve_prefix_mode
+from osvos_pl.utils.errors import ConfigError
 from tests.helpers import cpu_engine
 
 HAVE_COMPILER = shutil.which("g++") is not None or shutil.which("c++") is not None
@@ -149,7 +149,8 @@ def test_the_segmenter_runs_views_and_frames_through_one_prefix(tmp_path):
     made from the parent run their own stages."""
     from osvos_pl.model.loss import class_balanced_bce
     from osvos_pl.model.param_groups import ParamGroups
-    from osvos_pl.tasks.oneshot import FineTuning, OneShotSegmenter
+    from osvos_pl.tasks.finetuning import FineTuning
+    from osvos_pl.tasks.segmenter import OneShotSegmenter
 
     parent = _net(2)
     ones = dict.fromkeys(("weight", "bias", "dsn_weight", "dsn_bias", "fuse_weight", "fuse_bias"),

@@ -96,8 +96,8 @@ def test_a_refused_predict_leaves_no_output_folder_and_no_wandb_run(case, says, 
 
 
 def test_a_png_as_parent_ckpt_is_named_for_what_it_is(tmp_path):
-    from osvos_pl.errors import ConfigError
     from osvos_pl.model.checkpoint import safe_load
+    from osvos_pl.utils.errors import ConfigError
 
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "first.png")
     (tmp_path / "notes.ckpt").write_text("not weights")

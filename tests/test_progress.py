@@ -1,10 +1,10 @@
-"""The update bar (``osvos_pl.progress.UpdateBar``) ends on the run's last validation."""
+"""The update bar (``osvos_pl.tasks.progress.UpdateBar``) ends on the run's last validation."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from osvos_pl.progress import UpdateBar
+from osvos_pl.tasks.progress import UpdateBar
 
 
 def test_the_bar_shows_the_validation_just_done_not_the_one_before():

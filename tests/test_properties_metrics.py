@@ -21,7 +21,6 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from osvos_pl.errors import DataError
 from osvos_pl.metrics import (
     STAT_KEYS,
     DavisJF,
@@ -36,6 +35,7 @@ from osvos_pl.metrics import (
 )
 from osvos_pl.metrics import boundary as boundary_module
 from osvos_pl.metrics.boundary import boundary_radius
+from osvos_pl.utils.errors import DataError
 
 # ---- the official definitions, written out slowly ----------------------------------------------
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from osvos_pl.data.io import read_mask
-from osvos_pl.records import read_record
+from osvos_pl.stages.records import read_record
 from tests.helpers import copy_sample, run_cli
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from osvos_pl.records import GLOBAL_KEYS, read_record
+from osvos_pl.stages.records import GLOBAL_KEYS, read_record
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -34,7 +34,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from osvos_pl.records import read_record
+from osvos_pl.stages.records import read_record
 from tests.helpers import run_cli
 
 TINY = ["data.scale=0.5", "data.num_workers=0", "data.generated.frames=6",
@@ -106,7 +106,7 @@ def multirun_hydra_config(tmp_path):
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
 
-    from osvos_pl.config import config_dir
+    from osvos_pl.runner.config import config_dir
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("config", overrides=["+experiment=parent", "hydra.mode=MULTIRUN"],
@@ -118,8 +118,8 @@ def multirun_hydra_config(tmp_path):
 
 def test_relaunch_guard_refuses_subprocess_ddp_and_passes_slurm_ranks(multirun_hydra_config,
                                                                       monkeypatch):
-    from osvos_pl.engine import refuse_relaunch_in_multirun
-    from osvos_pl.errors import ConfigError
+    from osvos_pl.stages.engine import refuse_relaunch_in_multirun
+    from osvos_pl.utils.errors import ConfigError
 
     def trainer(devices: int) -> pl.Trainer:
         return pl.Trainer(accelerator="cpu", devices=devices, strategy="ddp", logger=False,
@@ -147,7 +147,7 @@ def _sbatch(overrides: list[str], tmp_path: Path, monkeypatch) -> str:
     from hydra.utils import instantiate
     from submitit.slurm.slurm import SlurmExecutor, _make_sbatch_string
 
-    from osvos_pl.config import config_dir
+    from osvos_pl.runner.config import config_dir
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("config", overrides=["hydra/launcher=slurm",
@@ -306,8 +306,8 @@ def test_resume_path_takes_the_newest_of_last_and_slurm_hpc_checkpoints(tmp_path
 
 
 def test_an_explicit_ckpt_path_that_is_not_there_is_refused_naming_it(tmp_path):
-    from osvos_pl.errors import ConfigError
     from osvos_pl.stages.train import resume_path
+    from osvos_pl.utils.errors import ConfigError
 
     with pytest.raises(ConfigError, match="ckpt_path=.*nope.ckpt: no such checkpoint"):
         resume_path(str(tmp_path / "nope.ckpt"), tmp_path)
@@ -462,9 +462,9 @@ def test_full_disk_or_read_only_folder_gives_our_error_and_no_partial_file(tmp_p
     import shutil
 
     from osvos_pl.data.io import write_mask
-    from osvos_pl.errors import OutputError
-    from osvos_pl.records import write_record
+    from osvos_pl.stages.records import write_record
     from osvos_pl.utils import atomic
+    from osvos_pl.utils.errors import OutputError
 
     masks = tmp_path / "predictions" / "seq"
     write_mask(masks / "00000.png", np.zeros((8, 8), np.uint8), palette=False)

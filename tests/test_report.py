@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from osvos_pl import report
-from osvos_pl.records import GLOBAL_KEYS, global_from_sequences
 from osvos_pl.report import sources
+from osvos_pl.stages.records import GLOBAL_KEYS, global_from_sequences
 
 DEFAULT_SNAPPING = "${osvos.is_set:${contour_ckpt}}"  # as Hydra saves it: unresolved
 

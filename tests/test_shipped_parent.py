@@ -12,14 +12,14 @@ import pytest
 import torch
 from PIL import Image
 
-from osvos_pl.data.download import sha256_of
-from osvos_pl.errors import ConfigError, DataError
+from osvos_pl.download import sha256_of
 from osvos_pl.model.checkpoint import load_checkpoint, read_trained_on
 from osvos_pl.model.factory import build_network
 from osvos_pl.model.shipped import DEFAULT, SHIPPED, shipped_path
 from osvos_pl.predict import USAGE
-from osvos_pl.preflight import check_predict, predict_missing, preflight
-from osvos_pl.records import read_record
+from osvos_pl.runner.preflight import check_predict, predict_missing, preflight
+from osvos_pl.stages.records import read_record
+from osvos_pl.utils.errors import ConfigError, DataError
 from tests.helpers import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,7 +155,7 @@ def test_the_demo_offers_the_shipped_parent_first_and_says_what_each_choice_is(t
     from osvos_pl.demo import session
     from osvos_pl.demo.__main__ import settings
     from osvos_pl.model.checkpoint import export_weights
-    from osvos_pl.preflight import compose
+    from osvos_pl.runner.preflight import compose
 
     s = settings(compose("demo", [f"work_dir={tmp_path / 'work'}",
                                   f"checkpoints={tmp_path}/*/parent.ckpt"]))
@@ -189,8 +189,8 @@ def test_a_demo_run_uses_the_parent_it_is_given_by_default(tmp_path, clip):
     pytest.importorskip("gradio")
     from osvos_pl.demo import session
     from osvos_pl.demo.__main__ import settings
-    from osvos_pl.first_mask import GrabCut
-    from osvos_pl.preflight import compose
+    from osvos_pl.runner.preflight import compose
+    from osvos_pl.tasks.first_mask import GrabCut
 
     s = settings(compose("demo", [f"work_dir={tmp_path / 'work'}",
                                   f"checkpoints={tmp_path}/*/parent.ckpt"]))
@@ -203,7 +203,7 @@ def test_a_demo_run_uses_the_parent_it_is_given_by_default(tmp_path, clip):
 
 
 def test_the_quick_starts_online_run_points_to_predict_on_real_video(tmp_path):
-    from osvos_pl.summary import summary_lines
+    from osvos_pl.runner.summary import summary_lines
 
     def ending(root):
         record = {"stage": "online", "experiment": "online", "overrides": [], "artifacts": {},

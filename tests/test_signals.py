@@ -26,10 +26,11 @@ import torch
 from lightning_fabric.utilities.seed import pl_worker_init_function
 from torch.utils.data import DataLoader, Dataset
 
-from osvos_pl.cli import EXIT_SIGINT, EXIT_SIGTERM, exit_codes, stop_if_signalled
 from osvos_pl.data.workers import loader_options, quiet_worker_init
-from osvos_pl.records import read_record
+from osvos_pl.runner.exits import EXIT_SIGINT, EXIT_SIGTERM, exit_codes
+from osvos_pl.stages.records import read_record
 from osvos_pl.tasks.callbacks import CheckpointOnSigterm
+from osvos_pl.utils.signals import stop_if_signalled
 from tests.helpers import run_cli
 
 TINY = ["data.scale=0.5", "data.num_workers=2", "data.generated.frames=6",

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from osvos_pl.data.io import read_image, read_mask
-from osvos_pl.errors import ConfigError
 from osvos_pl.metrics import db_eval_boundary, db_eval_iou
 from osvos_pl.snapping import MASK_THRESHOLD, UCM_THRESHOLD, majority_vote, snap, superpixels
+from osvos_pl.utils.errors import ConfigError
 
 SEQUENCES = ("blackswan", "car-shadow")
 FRAMES = (1, 8, 15, 22, 29, 36)  # 6 frames spread over each sequence (car-shadow has 40)
@@ -259,7 +259,7 @@ class _FixedLogits(torch.nn.Module):
 
 
 def _stream(contour_logits: np.ndarray):
-    from osvos_pl.tasks.oneshot import NetworkContours
+    from osvos_pl.tasks.contour_sources import NetworkContours
     from tests.helpers import cpu_engine, segmenter
 
     fg = np.full((32, 32), -5.0)
@@ -308,7 +308,7 @@ def test_contour_branch_at_its_own_scale_reads_its_own_frames():
     """online.contour_scale: the branch gets the frames ``frames(sequence, i)`` gives (here at
     twice the segmentation's size), one per frame of the batch, and its maps come back at the
     native size."""
-    from osvos_pl.tasks.oneshot import NetworkContours
+    from osvos_pl.tasks.contour_sources import NetworkContours
     from tests.helpers import cpu_engine
 
     asked: list[tuple[str, int]] = []

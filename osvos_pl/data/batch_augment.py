@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from osvos_pl.data.transforms import WARPS, Photometric, WarpSpec
-from osvos_pl.errors import ConfigError
-from osvos_pl.normalization import Normalization
+from osvos_pl.utils.errors import ConfigError
+from osvos_pl.utils.normalization import Normalization
 
 IDENTITY_BLUR = np.array([0, 0, 1, 0, 0], np.float32)  # 5 taps: a 3-tap kernel padded by zeros
 

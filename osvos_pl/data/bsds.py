@@ -20,8 +20,8 @@ from torch.utils.data import Dataset
 
 from osvos_pl.data.io import read_image, read_mask
 from osvos_pl.data.transforms import build_augmentation, resize_pair, scaled_size
-from osvos_pl.errors import DataError
-from osvos_pl.normalization import Normalization
+from osvos_pl.utils.errors import DataError
+from osvos_pl.utils.normalization import Normalization
 
 
 def _read_boundaries(path: Path) -> np.ndarray:

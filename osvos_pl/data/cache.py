@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from osvos_pl.errors import ConfigError
+from osvos_pl.utils.errors import ConfigError
 
 MODES = ("none", "memory", "mmap")
 FORMAT = 1  # bump when the files' layout changes

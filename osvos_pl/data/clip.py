@@ -20,8 +20,8 @@ from osvos_pl.data.datasets import FirstFrames
 from osvos_pl.data.frames import FrameSource, StreamedFrames
 from osvos_pl.data.io import read_mask
 from osvos_pl.data.transforms import resize_pair, scaled_size
-from osvos_pl.errors import DataError
-from osvos_pl.normalization import Normalization, get_normalization
+from osvos_pl.utils.errors import DataError
+from osvos_pl.utils.normalization import Normalization, get_normalization
 
 
 def load_mask(path: str | Path, size: tuple[int, int], resize: bool) -> np.ndarray:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from osvos_pl.errors import DataError
+from osvos_pl.utils.errors import DataError
 
 _SCALE = {"L": 255.0, "I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I": 65535.0}
 """Full scale of each grayscale PNG mode PIL may give: 8-bit ``L``, 16-bit ``I;16*`` (or ``I``)."""

@@ -27,7 +27,7 @@ from osvos_pl.data.generated import GeneratedSpec, ensure_generated
 from osvos_pl.data.io import read_image, read_mask
 from osvos_pl.data.masks import eval_labels, object_ids, validate_sequence
 from osvos_pl.data.workers import loader_options
-from osvos_pl.normalization import Normalization, get_normalization
+from osvos_pl.utils.normalization import Normalization, get_normalization
 
 
 class DAVISDataModule(pl.LightningDataModule):

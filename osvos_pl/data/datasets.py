@@ -33,8 +33,8 @@ from osvos_pl.data.transforms import (
     resize_pair,
     scaled_size,
 )
-from osvos_pl.errors import ConfigError, DataError
-from osvos_pl.normalization import Normalization
+from osvos_pl.utils.errors import ConfigError, DataError
+from osvos_pl.utils.normalization import Normalization
 
 
 def _check_pair(image_hw: tuple, labels: np.ndarray, seq: VideoSequence, i: int) -> None:
@@ -252,7 +252,7 @@ class FirstFrames(Dataset):
                           for k, (img, msk) in enumerate(self.pairs) for v in range(int(views))]
             self.augment = None
         # ``view`` names a fixed version, so that fine-tuning can cache what a frozen trunk
-        # prefix computes from it (osvos_pl.tasks.oneshot.FineTuning.frozen_stages)
+        # prefix computes from it (osvos_pl.tasks.finetuning.FineTuning.frozen_stages)
         self.normalised = [_sample(img, msk, self.norm, False) | {"view": j}
                            for j, (img, msk) in enumerate(self.pairs)]
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 from pathlib import Path
 
-from osvos_pl.errors import DataError
+from osvos_pl.utils.errors import DataError
 
 FRAME_EXTS = (".jpg", ".jpeg", ".png")
 VOID = 255
@@ -55,7 +55,7 @@ class DAVISIndex:
             raise DataError(
                 f"DAVIS root not found: {self.root} — set data.root to a folder holding "
                 "JPEGImages/ and Annotations/ (or download one with "
-                "`python -m osvos_pl.data.download davis2016 --root DIR`), "
+                "`python -m osvos_pl.download davis2016 --root DIR`), "
                 "or leave data.root=null to use the generated default dataset"
             )
         self.image_dir = self.root / "JPEGImages" / self.resolution

@@ -16,8 +16,8 @@ from torch.utils.data import IterableDataset
 
 from osvos_pl.data.io import read_image
 from osvos_pl.data.transforms import resize_pair, scaled_size
-from osvos_pl.errors import DataError
-from osvos_pl.normalization import Normalization
+from osvos_pl.utils.errors import DataError
+from osvos_pl.utils.normalization import Normalization
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 

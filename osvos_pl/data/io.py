@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from osvos_pl.errors import DataError
 from osvos_pl.utils.atomic import atomic_path
+from osvos_pl.utils.errors import DataError
 
 
 def davis_palette() -> list[int]:

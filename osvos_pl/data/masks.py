@@ -7,7 +7,7 @@ from PIL import Image
 
 from osvos_pl.data.davis import VOID, VideoSequence
 from osvos_pl.data.io import read_image, read_mask
-from osvos_pl.errors import DataError
+from osvos_pl.utils.errors import DataError
 
 
 def object_ids(first_mask: np.ndarray, year: int) -> list[int]:

@@ -27,7 +27,7 @@ import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from osvos_pl.errors import ConfigError  # noqa: E402
+from osvos_pl.utils.errors import ConfigError  # noqa: E402
 
 PAPER_SCALES = (0.5, 0.8, 1.0)
 ZOOM_MAX = 2.5

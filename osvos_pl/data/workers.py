@@ -3,7 +3,7 @@
 ``timeout``, ``scancel`` and Ctrl-C signal the whole process group (SLURM: every process of
 the job), data-loader workers included. PyTorch lets a SIGTERM that its parent did not send
 kill a worker, and the main process then fails with "DataLoader worker (pid ...) is killed by
-signal" instead of stopping at a safe point (``osvos_pl.cli.StopSignals``); SIGINT and
+signal" instead of stopping at a safe point (``osvos_pl.runner.exits.StopSignals``); SIGINT and
 SIGUSR1/2 (SLURM's and submitit's requeue warnings) would run the main process's handlers in
 every worker. A loader built with :func:`loader_options` has workers that ignore SIGINT and
 SIGUSR1/2 and end on SIGTERM only when their parent sends it (as it does to shut them down); a

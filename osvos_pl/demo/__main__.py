@@ -15,8 +15,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from osvos_pl.errors import ConfigError
-from osvos_pl.preflight import compose, preflight
+from osvos_pl.runner.preflight import compose, preflight
+from osvos_pl.utils.errors import ConfigError
 
 USAGE = ("python -m osvos_pl.demo [host=127.0.0.1] [port=7860] [updates=50] "
          "['predict=[\"model.weights=/path/vgg16.pth\"]'] [key=value ...]")

@@ -19,8 +19,8 @@ import gradio as gr
 import numpy as np
 
 from osvos_pl.demo import session
-from osvos_pl.errors import OSVOSError
-from osvos_pl.first_mask import GrabCut, parse_box
+from osvos_pl.tasks.first_mask import GrabCut, parse_box
+from osvos_pl.utils.errors import OSVOSError
 
 log = logging.getLogger("osvos_pl.demo")
 
@@ -199,7 +199,7 @@ class _Handlers:
         image would swallow a click on it)."""
         if clip is None or not editor:
             return gr.update(), gr.update(), gr.update(), shown
-        from osvos_pl.visualize import overlay
+        from osvos_pl.data.overlays import overlay
 
         labels = self._labels(editor, clip, base)
         digest = hashlib.sha1(labels.tobytes()).hexdigest()
@@ -229,8 +229,8 @@ class _Handlers:
         if not (box_text or "").strip():
             raise OSVOSError("draw a box first: click two corners on the preview, or type "
                              "x0,y0,x1,y1")
+        from osvos_pl.data.overlays import overlay
         from osvos_pl.predict import METHOD_WORDS
-        from osvos_pl.visualize import overlay
 
         box = parse_box(box_text, clip.size)
         prior = session.box_prior(self.s.grabcut, parent, self.s.predict, clip.first,
@@ -272,7 +272,7 @@ class _Handlers:
         objects = len(np.unique(labels)) - 1
         self.s.timing.learn(result.record, int(updates), objects, self._megapixels(clip))
         seconds = result.record.get("timing", {}).get("total_seconds", 0.0)
-        from osvos_pl.progress import duration
+        from osvos_pl.tasks.progress import duration
 
         return {self.c.video: str(result.video),
                 self.c.frame: gr.update(maximum=max(1, len(result.frames) - 1), value=0,

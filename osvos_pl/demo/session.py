@@ -24,9 +24,9 @@ from PIL import Image
 
 from osvos_pl.data.frames import IMAGE_EXTS, FrameSource, natural_key
 from osvos_pl.data.io import davis_palette, write_mask
-from osvos_pl.errors import ConfigError, DataError
-from osvos_pl.first_mask import Box, GrabCut, describe_mask
-from osvos_pl.visualize import overlay
+from osvos_pl.data.overlays import overlay
+from osvos_pl.tasks.first_mask import Box, GrabCut, describe_mask
+from osvos_pl.utils.errors import ConfigError, DataError
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ogv")
 PALETTE = np.array(davis_palette(), np.uint8).reshape(256, 3)
@@ -211,10 +211,10 @@ def imagenet_cached() -> bool:
 def parent_choice(value: str | None, backbone: str | None) -> ParentChoice:
     """What running with the parent ``value`` really means, with predict's ``model.weights``
     ``backbone`` for the no-parent case (a file is read only for its ``trained_on``)."""
-    from osvos_pl.errors import OSVOSError
     from osvos_pl.model.checkpoint import read_trained_on, unsuited_for_real_frames
     from osvos_pl.model.convert import PARENT
     from osvos_pl.model.shipped import SHIPPED
+    from osvos_pl.utils.errors import OSVOSError
 
     value = NO_PARENT if value in (None, "", "null", NO_PARENT) else str(value)
     if value == NO_PARENT:
@@ -285,9 +285,9 @@ def box_prior(grabcut: GrabCut, value: str | None, overrides: Sequence[str],
         return None
     from hydra.utils import instantiate
 
-    from osvos_pl.first_mask import parent_prior
     from osvos_pl.model.checkpoint import load_checkpoint
-    from osvos_pl.normalization import get_normalization
+    from osvos_pl.tasks.first_mask import parent_prior
+    from osvos_pl.utils.normalization import get_normalization
 
     key = (str(value), tuple(overrides))
     if key not in _PRIORS:
@@ -327,7 +327,7 @@ class Timing:
     def estimate(self, updates: int, objects: int, frames: int, megapixels: float) -> str:
         seconds = megapixels * (updates * max(1, objects) * self.rates["update"]
                                 + frames * self.rates["frame"])
-        from osvos_pl.progress import duration
+        from osvos_pl.tasks.progress import duration
 
         basis = (f"measured here by the last run ({self.rates['measured']})"
                  if self.rates["measured"] else "a rough guess until a run measures this machine")
@@ -360,7 +360,7 @@ def predict_config(overrides: Sequence[str], output: Path):
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
-    from osvos_pl.config import config_dir
+    from osvos_pl.runner.config import config_dir
 
     try:
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
@@ -375,7 +375,7 @@ def run_clip(clip: Clip, labels: np.ndarray, updates: int, parent_ckpt: str | No
              progress: Progress) -> Result:
     """Segment ``clip`` from the first-frame ``labels`` with predict's run, into ``output``."""
     from osvos_pl.predict import segment_clip
-    from osvos_pl.preflight import check_predict
+    from osvos_pl.runner.preflight import check_predict
 
     ids = [int(k) for k in np.unique(labels) if k]
     if not ids:

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from osvos_pl.errors import DataError
 from osvos_pl.metrics.bitplanes import pack_rows
 from osvos_pl.metrics.boundary import BOUND_TH, boundary_counts, boundary_radius, f_from_counts
 from osvos_pl.metrics.inputs import as_frames
 from osvos_pl.metrics.region import iou_from_rows
+from osvos_pl.utils.errors import DataError
 
 VOID = 255
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from osvos_pl.errors import ConfigError
 from osvos_pl.utils.atomic import atomic_path
+from osvos_pl.utils.errors import ConfigError
 
 UNSAFE_HINT = (
     "it needs arbitrary unpickling, which can run code, so it is refused. If you trust its "

@@ -37,14 +37,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from osvos_pl.data.download import fetch, sha256_of
-from osvos_pl.errors import ConfigError, DataError, OSVOSError
 from osvos_pl.model.osvos import PREP_CHANNELS, STRIDES, OSVOSNet, bilinear_kernel
 from osvos_pl.model.vgg import CONV_INDEX
+from osvos_pl.utils.errors import ConfigError, DataError, OSVOSError
+from osvos_pl.utils.fetch import fetch, sha256_of
 
 log = logging.getLogger(__name__)
 
-#: The input both files expect (``osvos_pl.normalization`` preset).
+#: The input both files expect (``osvos_pl.utils.normalization`` preset).
 NORMALIZATION = "caffe"
 #: The upsampling the authors' parent was trained with (``model.upsample``).
 PARENT_UPSAMPLE = "center"

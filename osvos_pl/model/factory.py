@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from osvos_pl.errors import ConfigError
 from osvos_pl.model.osvos import OSVOSNet
 from osvos_pl.model.weights import IMAGENET_URL, WeightsUnavailableError, load_backbone
+from osvos_pl.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from osvos_pl.errors import ConfigError
 from osvos_pl.model.vgg import SIDE_CHANNELS, SIDE_TAPS, VGG16Trunk
+from osvos_pl.utils.errors import ConfigError
 
 #: Strides of the four side stages (conv2_2, conv3_3, conv4_3, conv5_3) w.r.t. the input.
 STRIDES: tuple[int, ...] = (2, 4, 8, 16)
@@ -173,7 +173,7 @@ class OSVOSNet(nn.Module):
         """VGG stages ``start + 1 .. stop`` resuming from ``(taps, x)`` after stage ``start``:
         ``trunk_stages(*trunk_prefix(x, j), j, k)`` equals ``trunk_prefix(x, k)``. The frozen
         prefix (``osvos_pl.model.prefix``) ends at one stage, a sequence's objects share more
-        (``osvos_pl.tasks.oneshot.shared_stages``)."""
+        (``osvos_pl.tasks.segmenter.shared_stages``)."""
         first = STAGE_ENDS[start - 1] if start else 0
         return self._run_trunk(x, first, STAGE_ENDS[stop - 1] if stop else 0, list(taps))
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 
-from osvos_pl.errors import ConfigError
+from osvos_pl.utils.errors import ConfigError
 
 #: Group name → (key of its multiplier in ``lr_mult``, module-name prefix or None for
 #: everything else, whether it holds biases).

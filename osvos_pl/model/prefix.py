@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from osvos_pl.errors import ConfigError
 from osvos_pl.model.osvos import STAGE_ENDS
 from osvos_pl.model.vgg import SIDE_TAPS
+from osvos_pl.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

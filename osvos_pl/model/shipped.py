@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from osvos_pl.errors import ConfigError
+from osvos_pl.utils.errors import ConfigError
 
 #: Where the shipped files live, inside the installed package (a checkout or a wheel).
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
@@ -53,7 +53,7 @@ def is_shipped(source: object) -> bool:
 def shipped_path(name: str) -> Path:
     """The shipped file named ``name``, after checking it is there and has its SHA-256; a
     ConfigError saying which file is wrong and how to get a good copy otherwise."""
-    from osvos_pl.data.download import sha256_of
+    from osvos_pl.utils.fetch import sha256_of
 
     parent = SHIPPED[name]
     fix = ("reinstall osvos-pl (pip install --force-reinstall osvos-pl, or git checkout -- "

@@ -3,7 +3,7 @@
 Two families of VGG16 weights exist and they expect different input (docs/method.md#backbone-weights,
 #input-normalisation and #learning-rate-and-input-scale): torchvision's (RGB / 255, ImageNet mean and std) and the
 paper's Caffe VGG (BGR, 0–255, mean-subtracted, no std). ``load_backbone`` tells the caller
-which input the loaded weights need, by the name of a preset in ``osvos_pl.normalization``.
+which input the loaded weights need, by the name of a preset in ``osvos_pl.utils.normalization``.
 The authors' own Caffe VGG file (``caffe-vgg``, a MATLAB ``.mat``) is converted by
 ``osvos_pl.model.convert``.
 """
@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from osvos_pl.errors import ConfigError
 from osvos_pl.model.convert import WeightsUnavailableError, is_caffe_vgg, resolve_backbone
 from osvos_pl.model.osvos import OSVOSNet
 from osvos_pl.model.vgg import CONV_INDEX
+from osvos_pl.utils.errors import ConfigError
 
 IMAGENET_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 
@@ -40,7 +40,7 @@ _IGNORED_KEY = re.compile(r"(classifier|fc[678])\..*")
 def load_backbone(
     net: OSVOSNet, source: str | Path | None, cache_dir: str | Path | None = None
 ) -> str:
-    """Load VGG16 weights into ``net.trunk``; return the ``osvos_pl.normalization`` preset they need.
+    """Load VGG16 weights into ``net.trunk``; return the ``osvos_pl.utils.normalization`` preset they need.
 
     ``source``: ``"imagenet"`` downloads torchvision's VGG16 through ``torch.hub`` (cached
     under ``$TORCH_HOME``); ``"caffe-vgg"`` downloads the authors' Caffe VGG16 (``vgg_mat.zip``,

@@ -8,7 +8,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from osvos_pl.cli import input_error
 from osvos_pl.report.plot import plot_sweep
 from osvos_pl.report.render import FORMATS, render
 from osvos_pl.report.runs import ReportError, Run
@@ -21,6 +20,7 @@ from osvos_pl.report.tables import (
     sequence_table,
     sweep_table,
 )
+from osvos_pl.runner.exits import input_error
 from osvos_pl.utils.atomic import atomic_path
 
 TABLES = ("ablation", "sweep", "sequences", "choice", "all")

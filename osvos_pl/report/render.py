@@ -10,8 +10,8 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 
-from osvos_pl.records import GLOBAL_KEYS
 from osvos_pl.report.runs import ReportError
+from osvos_pl.stages.records import GLOBAL_KEYS
 
 FORMATS = ("md", "csv", "latex")
 

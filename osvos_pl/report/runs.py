@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from osvos_pl.errors import OSVOSError
+from osvos_pl.utils.errors import OSVOSError
 
 #: Ablation rows in table order. "OSVOS (contour maps)" snaps to precomputed maps
 #: (``contour_maps=``) instead of the contour branch: a variant of the full method, compared

@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from osvos_pl.records import read_record
 from osvos_pl.report.runs import ReportError, Run, record_problem
+from osvos_pl.stages.records import read_record
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Run]:

@@ -16,8 +16,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from osvos_pl.records import STAT_KEYS, merge_records
 from osvos_pl.report.runs import METHODS, ReportError, Run, setting
+from osvos_pl.stages.records import STAT_KEYS, merge_records
 
 COMPARED_KEYS = (
     "stage", "online.iterations", "parent_ckpt", "contour_ckpt", "data.root", "data.year",

@@ -19,12 +19,12 @@ import numpy as np
 import pytorch_lightning as pl
 from tqdm.auto import tqdm
 
-from osvos_pl.cli import stop_if_signalled
 from osvos_pl.data.io import read_mask, write_mask
+from osvos_pl.data.overlays import overlay, write_overlays
 from osvos_pl.metrics import evaluate_sequence, object_row
-from osvos_pl.records import global_from_sequences, read_record, write_record
-from osvos_pl.tasks.oneshot import OneShotSegmenter
-from osvos_pl.visualize import overlay, write_overlays
+from osvos_pl.stages.records import global_from_sequences, read_record, write_record
+from osvos_pl.tasks.segmenter import OneShotSegmenter
+from osvos_pl.utils.signals import stop_if_signalled
 
 log = logging.getLogger(__name__)
 

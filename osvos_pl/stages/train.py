@@ -10,13 +10,13 @@ from pathlib import Path
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
 
-from osvos_pl.engine import Engine
-from osvos_pl.errors import ConfigError
 from osvos_pl.model.checkpoint import export_weights
-from osvos_pl.records import global_from_sequences
 from osvos_pl.stages.contour import evaluate_contours
+from osvos_pl.stages.engine import Engine
+from osvos_pl.stages.records import global_from_sequences
 from osvos_pl.tasks.callbacks import CheckpointOnSigterm, TrainedOn
 from osvos_pl.tasks.segmentation import SegmentationTask
+from osvos_pl.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

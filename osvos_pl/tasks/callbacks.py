@@ -14,7 +14,7 @@ from pytorch_lightning.callbacks import Checkpoint
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from osvos_pl.errors import OSVOSError
+from osvos_pl.utils.errors import OSVOSError
 
 
 class TrainedOn(pl.Callback):

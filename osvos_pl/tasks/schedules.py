@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from osvos_pl.errors import ConfigError
+from osvos_pl.utils.errors import ConfigError
 
 SIDE_SCHEDULES = ("caffe", "linear", "none")
 

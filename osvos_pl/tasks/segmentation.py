@@ -13,11 +13,11 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from osvos_pl.data.overlays import overlay
 from osvos_pl.metrics import DavisJF
 from osvos_pl.model.osvos import freeze_stages, native_probabilities
 from osvos_pl.model.param_groups import ParamGroups
 from osvos_pl.tasks.schedules import StagedSchedule
-from osvos_pl.visualize import overlay
 
 
 class SegmentationTask(pl.LightningModule):
@@ -133,7 +133,7 @@ class SegmentationTask(pl.LightningModule):
 
 def _denormalise(image: torch.Tensor, normalization: str) -> np.ndarray:
     """Normalised ``(3, H, W)`` tensor back to ``(H, W, 3) uint8`` RGB for display."""
-    from osvos_pl.normalization import get_normalization
+    from osvos_pl.utils.normalization import get_normalization
 
     norm = get_normalization(normalization)
     x = image.detach().float().cpu() * torch.tensor(norm.std).view(3, 1, 1)

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from osvos_pl.errors import OSVOSError, OutputError
+from osvos_pl.utils.errors import OSVOSError, OutputError
 
 # ``atomic_path`` temporaries: ".<final name>.<8 random chars>.tmp[<final suffix>]" (mkstemp)
 _TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
@@ -79,7 +79,7 @@ def atomic_path(path: str | os.PathLike):
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
 
     If the write fails, the temporary is removed; a full disk or an unwritable folder raises
-    :class:`~osvos_pl.errors.OutputError` (naming ``path`` and what to do), not the writer's error.
+    :class:`~osvos_pl.utils.errors.OutputError` (naming ``path`` and what to do), not the writer's error.
     """
     path = Path(path)
     try:

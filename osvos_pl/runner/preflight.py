@@ -4,7 +4,7 @@ W&B run or download exists, a refused command leaves nothing behind.
 Hydra makes the run's folder (``.hydra/``, the log) before the task function runs, and its
 own errors (a missing ``???`` value, an unknown group option, bad syntax) end in a traceback or
 exit code 1. Here the config is composed once as Hydra will compose it; what cannot work is
-refused in one line on stderr with exit code 2 (``osvos_pl.cli``), as every input error is.
+refused in one line on stderr with exit code 2 (``osvos_pl.runner.exits``), as every input error is.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from osvos_pl.errors import ConfigError
+from osvos_pl.utils.errors import ConfigError
 
 #: What a command's composed config must satisfy before it starts.
 Check = Callable[[DictConfig], None]
@@ -26,7 +26,7 @@ def compose(config_name: str, args: Sequence[str]) -> DictConfig:
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
 
-    from osvos_pl.config import config_dir
+    from osvos_pl.runner.config import config_dir
 
     try:
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
@@ -57,8 +57,8 @@ def preflight(config_name: str, usage: str, check: Check | None = None,
     work: no arguments where some are required (the usage line), a misspelt key, a value
     ``required`` names as not given (default: the ``???`` ones), a Hydra composition error, or
     whatever ``check`` refuses."""
-    from osvos_pl.cli import EXIT_INPUT_ERROR, exit_codes
-    from osvos_pl.overrides import check_overrides
+    from osvos_pl.runner.exits import EXIT_INPUT_ERROR, exit_codes
+    from osvos_pl.runner.overrides import check_overrides
 
     args = list(sys.argv[1:] if args is None else args)
     with exit_codes():
@@ -79,9 +79,9 @@ def preflight(config_name: str, usage: str, check: Check | None = None,
 
 
 def check_run(cfg: DictConfig) -> None:
-    """The config checks of ``osvos_pl.validation`` (types, ranges, names), as the runner does."""
-    from osvos_pl.run import STAGES
-    from osvos_pl.validation import validate_config
+    """The config checks of ``osvos_pl.runner.validation`` (types, ranges, names), as the runner does."""
+    from osvos_pl.runner.run import STAGES
+    from osvos_pl.runner.validation import validate_config
 
     validate_config(cfg, STAGES)
 
@@ -120,7 +120,7 @@ def check_prompt(cfg: DictConfig) -> None:
     """A first mask to come from GrabCut: ``box=`` and/or ``fg=`` given, the box and points
     inside the clip's first frame (whose frames are checked on the way)."""
     from osvos_pl.data.frames import FrameSource
-    from osvos_pl.first_mask import parse_box, parse_points
+    from osvos_pl.tasks.first_mask import parse_box, parse_points
 
     if cfg.get("box") is None and not cfg.get("fg"):
         raise ConfigError("mask= is required, or box=x0,y0,x1,y1 (and/or fg=[[x,y],...]) to make "

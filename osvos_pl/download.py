@@ -1,4 +1,4 @@
-"""``python -m osvos_pl.data.download davis2016|davis2017 --root DIR`` — fetch and unpack DAVIS.
+"""``python -m osvos_pl.download davis2016|davis2017 --root DIR`` — fetch and unpack DAVIS.
 
 Resumable (HTTP Range on a ``.part`` file), with a progress bar, and verified against a SHA-256
 when one is known (``--sha256`` or the registry below); the digest of every download is written
@@ -9,17 +9,14 @@ is a DAVIS root (``DIR/JPEGImages/480p/...``).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import sys
-import urllib.request
 import zipfile
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
-from osvos_pl.cli import input_error
-from osvos_pl.errors import DataError
+from osvos_pl.runner.exits import input_error
+from osvos_pl.utils.errors import DataError
+from osvos_pl.utils.fetch import fetch, sha256_of
 
 DATASETS = {
     # name: (url, sha256 or None). The DAVIS site publishes no checksums; pass --sha256 to pin one.
@@ -28,45 +25,6 @@ DATASETS = {
         "https://data.vision.ee.ethz.ch/csergi/share/davis/DAVIS-2017-trainval-480p.zip", None,
     ),
 }
-CHUNK = 1 << 20
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def fetch(url: str, dest: Path, timeout: float = 60.0) -> Path:
-    """Download ``url`` to ``dest``, resuming a previous ``dest.part`` with an HTTP Range request."""
-    if dest.is_file():
-        return dest
-    part = dest.with_name(dest.name + ".part")
-    have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except OSError as exc:
-        raise DataError(f"cannot download {url}: {exc} — check the network, or download it by "
-                        f"hand and unpack it into the DAVIS root") from exc
-    with response:
-        status = getattr(response, "status", None)
-        if have and status != 206:  # the server ignored Range: start over
-            have = 0
-        total = response.headers.get("Content-Length")
-        total = int(total) + have if total is not None else None
-        with open(part, "ab" if have else "wb") as fh, tqdm(
-            total=total, initial=have, unit="B", unit_scale=True, desc=dest.name
-        ) as bar:
-            for block in iter(lambda: response.read(CHUNK), b""):
-                fh.write(block)
-                bar.update(len(block))
-    part.replace(dest)
-    return dest
-
-
 def unpack(archive: Path, root: Path) -> Path:
     """Unzip into ``root``, lifting a single top folder (``DAVIS/``) so ``root`` is the DAVIS root."""
     staging = root.with_name(root.name + ".unpacking")
@@ -110,7 +68,7 @@ def download(name: str, root: Path, url: str | None = None, sha256: str | None =
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m osvos_pl.data.download", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m osvos_pl.download", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", choices=sorted(DATASETS))
     parser.add_argument("--root", required=True, type=Path, help="DAVIS root to create")

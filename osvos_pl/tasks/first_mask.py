@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from osvos_pl.errors import DataError
+from osvos_pl.utils.errors import DataError
 
 Box = tuple[int, int, int, int]
 Point = tuple[int, int]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from osvos_pl.errors import ConfigError
+from osvos_pl.utils.errors import ConfigError
 
 
 @dataclass(frozen=True)

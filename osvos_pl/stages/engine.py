@@ -16,10 +16,10 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from osvos_pl.errors import ConfigError
 from osvos_pl.model.checkpoint import safe_load
 from osvos_pl.model.factory import channels_last_mode
 from osvos_pl.utils.atomic import atomic_path
+from osvos_pl.utils.errors import ConfigError
 from osvos_pl.utils.hardware import fast_precision
 
 

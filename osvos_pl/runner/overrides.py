@@ -15,8 +15,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from osvos_pl.config import config_dir
-from osvos_pl.errors import ConfigError
+from osvos_pl.runner.config import config_dir
+from osvos_pl.utils.errors import ConfigError
 
 _ABSENT = object()
 #: How alike (difflib ratio) a key must be to a real sibling to count as its misspelling.

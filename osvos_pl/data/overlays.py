@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 
 from osvos_pl.data.io import davis_palette, read_mask
-from osvos_pl.errors import DataError
 from osvos_pl.utils.atomic import atomic_path
+from osvos_pl.utils.errors import DataError
 
 _PALETTE = np.array(davis_palette(), np.uint8).reshape(256, 3)
 TRUTH_COLOUR = (255, 255, 255)

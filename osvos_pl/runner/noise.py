@@ -14,7 +14,7 @@ Each item is handled at its source, narrowly, rather than by a blanket warnings 
   "epoch" is one pass over the views of a frame or a small training set, not a unit of ours;
   metrics are logged every ``log_every_n_steps`` updates all the same.
 - The W&B ``anonymous`` warning, the ``weights_only`` note and "validation_step but no
-  val_dataloader" are avoided by the callers (``osvos_pl.loggers.WandbLogger``,
+  val_dataloader" are avoided by the callers (``osvos_pl.tasks.loggers.WandbLogger``,
   ``osvos_pl.model.checkpoint.export_weights``, ``OneShotSegmenter``).
 """
 

@@ -7,9 +7,9 @@ from collections.abc import Container
 from omegaconf import DictConfig
 
 from osvos_pl.data.cache import MODES as DECODE_CACHES
-from osvos_pl.errors import ConfigError
 from osvos_pl.model.loss import CALIBRATIONS
 from osvos_pl.tasks.schedules import SIDE_SCHEDULES
+from osvos_pl.utils.errors import ConfigError
 
 AUGMENTATIONS = ("paper", "pytorch", "strong", "shift", "none")
 DEVICE_AUGMENTATIONS = ("pytorch", "strong", "shift", "none")  # osvos_pl.data.batch_augment

@@ -21,14 +21,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
-from osvos_pl.engine import Engine
-from osvos_pl.errors import ConfigError
-from osvos_pl.noise import quiet_libraries
-from osvos_pl.progress import UpdateBar, UpdateEta
-from osvos_pl.records import now_iso, write_record
-from osvos_pl.summary import shown, summary_lines
+from osvos_pl.runner.noise import quiet_libraries
+from osvos_pl.runner.summary import shown, summary_lines
+from osvos_pl.runner.validation import validate_config
+from osvos_pl.stages.engine import Engine
+from osvos_pl.stages.records import now_iso, write_record
+from osvos_pl.tasks.progress import UpdateBar, UpdateEta
 from osvos_pl.utils.atomic import remove_stale_temporaries
-from osvos_pl.validation import validate_config
+from osvos_pl.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def prepare_training(cfg: DictConfig, output_dir: Path) -> Job:
 
 
 def progress_bars(cfg: DictConfig, what: str, leave: bool = True) -> list:
-    """A bar of optimizer updates (``osvos_pl.progress.UpdateBar``) unless
+    """A bar of optimizer updates (``osvos_pl.tasks.progress.UpdateBar``) unless
     ``trainer.enable_progress_bar=false``."""
     return [UpdateBar(what, leave)] if cfg.trainer.get("enable_progress_bar", True) else []
 
@@ -204,7 +204,7 @@ def contour_source(cfg: DictConfig, engine: Engine, dm):
     """Where snapping gets each frame's contour map: precomputed maps, the contour branch, or
     nowhere (None: no snapping)."""
     from osvos_pl.model.checkpoint import load_checkpoint_weights
-    from osvos_pl.tasks.oneshot import MapContours, NetworkContours
+    from osvos_pl.tasks.contour_sources import MapContours, NetworkContours
 
     if not cfg.snapping:
         return None
@@ -299,7 +299,7 @@ def annotated_frames(dm, names: list[str]) -> list[torch.Tensor]:
 def count_objects(dm, names: list[str]) -> int:
     """Objects to fine-tune for (one per sequence where a first mask cannot be read yet: the
     online stage's own check reports that, naming the file)."""
-    from osvos_pl.errors import OSVOSError
+    from osvos_pl.utils.errors import OSVOSError
 
     total = 0
     for name in names:
@@ -363,7 +363,7 @@ def run(cfg: DictConfig, output_dir: Path | None = None, summary: bool = True,
 
 
 def log_summary(record: dict, output_dir: Path) -> None:
-    """The end of a run, in a few lines (``osvos_pl.summary``)."""
+    """The end of a run, in a few lines (``osvos_pl.runner.summary``)."""
     for line in summary_lines(record, output_dir):
         log.info("%s", line)
 

@@ -7,7 +7,7 @@ import shlex
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from osvos_pl.progress import duration
+from osvos_pl.tasks.progress import duration
 
 #: Overrides a next command inherits: the same data, the same network layout, the same machine.
 CARRIED = ("data", "trainer", "num_threads", "logger", "paths", "model.upsample", "model.init",
