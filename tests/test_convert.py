@@ -24,7 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from osvos_pl.model import OSVOSNet, WeightsUnavailableError, convert, load_backbone
+from osvos_pl.model import (
+    OSVOSNet,
+    WeightsUnavailableError,
+    authors,
+    convert,
+    load_backbone,
+    releases,
+)
 from osvos_pl.utils.errors import ConfigError
 
 # --- the authors' network, from their layer definitions -----------------------------------
@@ -178,7 +185,7 @@ def _offline(*args, **kwargs):
 
 @pytest.fixture(scope="module")
 def converted(parent_zip) -> tuple[dict[str, torch.Tensor], str]:
-    return convert.resolve_parent(parent_zip)
+    return authors.resolve_parent(parent_zip)
 
 
 def test_parent_zip_puts_every_tensor_where_it_belongs(converted, authors_net):
@@ -212,7 +219,7 @@ def test_converted_parent_gives_the_authors_logits(converted, authors_net, hw):
 def test_unzipped_parent_pth_converts_too(parent_zip, authors_net, tmp_path):
     with zipfile.ZipFile(parent_zip) as zf:
         zf.extractall(tmp_path)
-    state, _ = convert.resolve_parent(tmp_path / "parent_epoch-239.pth")
+    state, _ = authors.resolve_parent(tmp_path / "parent_epoch-239.pth")
     torch.testing.assert_close(state["fuse.weight"], authors_net.fuse.weight, rtol=0, atol=0)
 
 
@@ -221,19 +228,19 @@ def test_authors_parent_is_recognised_by_name_archive_or_keys(parent_zip, tmp_pa
         zf.extractall(tmp_path)
     ours = tmp_path / "weights.pth"
     torch.save(OSVOSNet().state_dict(), ours)
-    assert convert.is_authors_parent("osvos-pytorch")
-    assert convert.is_authors_parent(parent_zip)
-    assert convert.is_authors_parent(tmp_path / "parent_epoch-239.pth")
-    assert not convert.is_authors_parent(ours)
-    assert not convert.is_authors_parent(tmp_path / "missing.pth")
-    assert not convert.is_authors_parent(None)
+    assert authors.is_authors_parent("osvos-pytorch")
+    assert authors.is_authors_parent(parent_zip)
+    assert authors.is_authors_parent(tmp_path / "parent_epoch-239.pth")
+    assert not authors.is_authors_parent(ours)
+    assert not authors.is_authors_parent(tmp_path / "missing.pth")
+    assert not authors.is_authors_parent(None)
 
 
 def test_load_parent_converts_into_the_net_and_warns_unless_centre_crop(parent_zip, authors_net,
                                                                        caplog):
     net = OSVOSNet(upsample="caffe")
-    with caplog.at_level(logging.WARNING, logger="osvos_pl.model.convert"):
-        assert convert.load_parent(net, parent_zip) == "caffe"
+    with caplog.at_level(logging.WARNING, logger="osvos_pl.model.authors"):
+        assert authors.load_authors_parent(net, parent_zip) == "caffe"
     assert "model.upsample=center" in caplog.text
     torch.testing.assert_close(net.prep[3].weight, authors_net.side_prep[3].weight, rtol=0, atol=0)
 
@@ -271,7 +278,7 @@ def test_damaged_archive_is_refused_with_the_fix(parent_zip, tmp_path):
     bad = tmp_path / "pth_parent_model.zip"
     bad.write_bytes(parent_zip.read_bytes()[: 1 << 20])
     with pytest.raises(ConfigError, match=r"not a readable zip.*Delete it"):
-        convert.resolve_parent(bad)
+        authors.resolve_parent(bad)
 
 
 # --- the Caffe VGG --------------------------------------------------------------------------
@@ -298,7 +305,7 @@ def test_caffe_vgg_matches_the_authors_own_reading(vgg_zip, tmp_path):
     with zipfile.ZipFile(vgg_zip) as zf:
         zf.extractall(tmp_path)
     mat = scipy.io.loadmat(tmp_path / "vgg_caffe.mat")
-    state, _ = convert.resolve_backbone(tmp_path / "vgg_caffe.mat")
+    state, _ = authors.resolve_backbone(tmp_path / "vgg_caffe.mat")
     for i, index in enumerate(sorted(TRUNK.values())):
         theirs_w = torch.from_numpy(mat["weights"][0][i].transpose())
         theirs_b = torch.from_numpy(mat["biases"][0][i][:, 0])
@@ -330,24 +337,24 @@ def test_parent_archive_given_as_backbone_is_refused(parent_zip):
 
 def _serve(monkeypatch, name: str, archive: Path, **changes) -> None:
     """Point release ``name`` at a local ``file://`` copy of ``archive``."""
-    release = getattr(convert, name)
+    release = getattr(releases, name)
     served = dataclasses.replace(release, url=archive.as_uri(), **changes)
-    monkeypatch.setattr(convert, name, served)
+    monkeypatch.setattr(releases, name, served)
 
 
 def test_download_is_cached_recorded_and_checked(monkeypatch, parent_zip, authors_net, tmp_path):
     _serve(monkeypatch, "PARENT", parent_zip)
-    state, _ = convert.resolve_parent("osvos-pytorch", tmp_path)
+    state, _ = authors.resolve_parent("osvos-pytorch", tmp_path)
     cached = tmp_path / "weights" / "pth_parent_model.zip"
     assert cached.is_file() and (tmp_path / "weights" / "pth_parent_model.zip.sha256").is_file()
     torch.testing.assert_close(state["prep.2.bias"], authors_net.side_prep[2].bias, rtol=0, atol=0)
 
-    monkeypatch.setattr(convert, "fetch", _offline)  # the second time comes from the cache
-    convert.resolve_parent("osvos-pytorch", tmp_path)
+    monkeypatch.setattr(releases, "fetch", _offline)  # the second time comes from the cache
+    authors.resolve_parent("osvos-pytorch", tmp_path)
     with open(cached, "ab") as fh:
         fh.write(b"damage")
     with pytest.raises(ConfigError, match=r"pth_parent_model\.zip has sha256 .*Delete it"):
-        convert.resolve_parent("osvos-pytorch", tmp_path)
+        authors.resolve_parent("osvos-pytorch", tmp_path)
 
 
 def test_download_with_a_wrong_pinned_checksum_is_set_aside(monkeypatch, vgg_zip, tmp_path):
@@ -358,8 +365,8 @@ def test_download_with_a_wrong_pinned_checksum_is_set_aside(monkeypatch, vgg_zip
 
 
 def test_no_network_says_what_to_download_and_where(monkeypatch, tmp_path):
-    monkeypatch.setattr(convert, "CAFFE_VGG", dataclasses.replace(
-        convert.CAFFE_VGG, url="http://127.0.0.1:9/vgg_mat.zip"))  # refused at once
+    monkeypatch.setattr(releases, "CAFFE_VGG", dataclasses.replace(
+        releases.CAFFE_VGG, url="http://127.0.0.1:9/vgg_mat.zip"))  # refused at once
     with pytest.raises(WeightsUnavailableError) as err:
         load_backbone(OSVOSNet(), "caffe-vgg", cache_dir=tmp_path)
     message = str(err.value)
@@ -369,23 +376,43 @@ def test_no_network_says_what_to_download_and_where(monkeypatch, tmp_path):
 
 
 def test_files_placed_by_hand_in_the_cache_are_used(monkeypatch, vgg_zip, caffe_vgg, tmp_path):
-    """Their download scripts unzip and delete the zip: the bare .mat in the cache is enough.
-    The cache defaults to $OSVOS_CACHE, as paths.cache_dir does."""
-    monkeypatch.setattr(convert, "fetch", _offline)
-    monkeypatch.setenv("OSVOS_CACHE", str(tmp_path))
+    """Their download scripts unzip and delete the zip: the bare .mat in the cache is enough."""
+    monkeypatch.setattr(releases, "fetch", _offline)
     (tmp_path / "weights").mkdir()
     with zipfile.ZipFile(vgg_zip) as zf:
         zf.extractall(tmp_path / "weights")
     net = OSVOSNet()
-    assert load_backbone(net, "caffe-vgg") == "caffe"
+    assert load_backbone(net, "caffe-vgg", cache_dir=tmp_path) == "caffe"
     torch.testing.assert_close(net.trunk.features[28].bias.data,
                                torch.from_numpy(caffe_vgg["b12"]), rtol=0, atol=0)
     shutil.copy(vgg_zip, tmp_path / "weights" / "vgg_mat.zip")  # the zip wins, and is recorded
-    assert load_backbone(OSVOSNet(), "caffe-vgg") == "caffe"
+    assert load_backbone(OSVOSNet(), "caffe-vgg", cache_dir=tmp_path) == "caffe"
     assert (tmp_path / "weights" / "vgg_mat.zip.sha256").is_file()
+
+
+def test_a_release_without_a_cache_dir_is_refused_naming_paths_cache_dir(monkeypatch):
+    monkeypatch.setattr(releases, "fetch", _offline)
+    with pytest.raises(ConfigError, match=r"model\.weights=caffe-vgg .*paths\.cache_dir"):
+        load_backbone(OSVOSNet(), "caffe-vgg")
+    with pytest.raises(ConfigError, match=r"parent_ckpt=osvos-pytorch .*paths\.cache_dir"):
+        authors.resolve_parent("osvos-pytorch")
+
+
+def test_the_model_config_downloads_into_paths_cache_dir(monkeypatch, vgg_zip, tmp_path):
+    """conf/model hands ``paths.cache_dir`` to the factory: the .mat placed there is found."""
+    from hydra.utils import instantiate
+
+    from osvos_pl.runner.preflight import compose
+
+    monkeypatch.setattr(releases, "fetch", _offline)
+    (tmp_path / "weights").mkdir()
+    shutil.copy(vgg_zip, tmp_path / "weights" / "vgg_mat.zip")
+    cfg = compose("config", [f"paths.cache_dir={tmp_path}", "model.weights=caffe-vgg"])
+    assert cfg.model.cache_dir == str(tmp_path)
+    assert instantiate(cfg.model).normalization == "caffe"
 
 
 def test_missing_local_file_names_the_alternatives(tmp_path):
     with pytest.raises(ConfigError, match=r"parent_ckpt: file not found: .*nope\.zip.*"
                                           r"parent_ckpt=osvos-pytorch"):
-        convert.resolve_parent(tmp_path / "nope.zip")
+        authors.resolve_parent(tmp_path / "nope.zip")

@@ -133,12 +133,12 @@ def test_predict_fine_tunes_the_shipped_parent_unless_told_otherwise(clip, tmp_p
 def test_the_authors_parent_offline_leaves_no_folder(tmp_path, clip, capsys, monkeypatch):
     """parent_ckpt=osvos-pytorch is fetched in the preflight: offline, one line and exit 2
     before Hydra makes the output folder (its log and .hydra/)."""
-    from osvos_pl.model import convert
+    from osvos_pl.model import releases
 
     def offline(url, dest, timeout=60.0):
         raise DataError(f"cannot download {url}: [Errno 101] Network is unreachable")
 
-    monkeypatch.setattr(convert, "fetch", offline)
+    monkeypatch.setattr(releases, "fetch", offline)
     monkeypatch.setenv("OSVOS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as stop:

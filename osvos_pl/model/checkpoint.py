@@ -107,17 +107,19 @@ AUTHORS_PARENT = {"data": "davis", "root": "DAVIS 2016 train (the authors' osvos
                   "backbone": "ImageNet VGG16", "random_backbone": False}
 
 
-def load_checkpoint(net: torch.nn.Module, path: str | Path) -> LoadedCheckpoint:
+def load_checkpoint(net: torch.nn.Module, path: str | Path,
+                    cache_dir: str | Path | None = None) -> LoadedCheckpoint:
     """Load an OSVOS checkpoint (Lightning ``.ckpt`` or a plain state dict) into ``net``.
 
     The normalisation it records must win over ``data.normalization=auto``: the network was
     trained on that input. The parent the authors released with their PyTorch port
-    (``osvos-pytorch``) is fetched and converted.
+    (``osvos-pytorch``) is fetched into ``<cache_dir>/weights`` (``paths.cache_dir``; None
+    refuses the download) and converted.
     """
-    from osvos_pl.model.convert import is_authors_parent, load_parent
+    from osvos_pl.model.authors import is_authors_parent, load_authors_parent
 
     if is_authors_parent(path):
-        return LoadedCheckpoint(load_parent(net, path), AUTHORS_PARENT)
+        return LoadedCheckpoint(load_authors_parent(net, path, cache_dir), AUTHORS_PARENT)
     ckpt = safe_load(path)  # a shipped parent's name: its checked file (check_checkpoint_file)
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
@@ -134,9 +136,10 @@ def load_checkpoint(net: torch.nn.Module, path: str | Path) -> LoadedCheckpoint:
     return LoadedCheckpoint(hparams.get("normalization"), ckpt.get("trained_on"))
 
 
-def load_checkpoint_weights(net: torch.nn.Module, path: str | Path) -> str | None:
+def load_checkpoint_weights(net: torch.nn.Module, path: str | Path,
+                            cache_dir: str | Path | None = None) -> str | None:
     """:func:`load_checkpoint`, returning only the recorded input normalisation."""
-    return load_checkpoint(net, path).normalization
+    return load_checkpoint(net, path, cache_dir).normalization
 
 
 def read_trained_on(path: str | Path) -> Mapping[str, Any] | None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 
 from osvos_pl.model.osvos import OSVOSNet
-from osvos_pl.model.weights import IMAGENET_URL, WeightsUnavailableError, load_backbone
+from osvos_pl.model.releases import WeightsUnavailableError
+from osvos_pl.model.weights import IMAGENET_URL, load_backbone
 from osvos_pl.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,12 @@ def build_network(
     upsample: str = "caffe",
     init: str = "caffe",
     channels_last: bool | str = False,
+    cache_dir: str | Path | None = None,
 ) -> OSVOSNet:
     """An OSVOSNet with its backbone weights; ``net.normalization`` names the input they expect.
+
+    ``cache_dir`` (``paths.cache_dir``) is where ``weights=caffe-vgg`` is downloaded; None
+    refuses that download (every other ``weights`` value ignores it).
 
     ``channels_last``: ``True`` stores the network NHWC (training and inference); ``False`` and
     ``"inference"`` keep it NCHW here — with ``"inference"`` only the inference pass goes NHWC
@@ -33,7 +38,7 @@ def build_network(
     nhwc = channels_last_mode(channels_last) is True
     net = OSVOSNet(upsample=upsample, init=init)
     try:
-        net.normalization = load_backbone(net, weights)
+        net.normalization = load_backbone(net, weights, cache_dir)
         net.weights_source = describe_weights(weights)
         net.random_backbone = weights is None  # recorded in checkpoints (``trained_on``)
     except WeightsUnavailableError as exc:

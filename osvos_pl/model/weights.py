@@ -5,7 +5,7 @@ Two families of VGG16 weights exist and they expect different input (docs/method
 paper's Caffe VGG (BGR, 0–255, mean-subtracted, no std). ``load_backbone`` tells the caller
 which input the loaded weights need, by the name of a preset in ``osvos_pl.utils.normalization``.
 The authors' own Caffe VGG file (``caffe-vgg``, a MATLAB ``.mat``) is converted by
-``osvos_pl.model.convert``.
+``osvos_pl.model.authors`` (read) and ``osvos_pl.model.convert`` (converted).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from typing import Any
 
 import torch
 
-from osvos_pl.model.convert import WeightsUnavailableError, is_caffe_vgg, resolve_backbone
+from osvos_pl.model.authors import is_caffe_vgg, resolve_backbone
 from osvos_pl.model.osvos import OSVOSNet
+from osvos_pl.model.releases import WeightsUnavailableError
 from osvos_pl.model.vgg import CONV_INDEX
 from osvos_pl.utils.errors import ConfigError
 
@@ -44,11 +45,12 @@ def load_backbone(
 
     ``source``: ``"imagenet"`` downloads torchvision's VGG16 through ``torch.hub`` (cached
     under ``$TORCH_HOME``); ``"caffe-vgg"`` downloads the authors' Caffe VGG16 (``vgg_mat.zip``,
-    cached under ``cache_dir``/weights, default ``$OSVOS_CACHE`` or ``~/.cache/osvos_pl``) and a
-    path to it (``vgg_mat.zip`` or ``vgg_caffe.mat``) converts that file — both need ``"caffe"``
-    input; any other path loads a state dict from disk (formats: ``ACCEPTED_FORMATS``;
-    Caffe-named keys mean Caffe weights, hence ``"caffe"`` input, any other format
-    ``"imagenet"``); ``None`` keeps the random initialisation (and returns ``"imagenet"``).
+    cached under ``<cache_dir>/weights``, ``cache_dir`` being ``paths.cache_dir``; None refuses
+    the download) and a path to it (``vgg_mat.zip`` or ``vgg_caffe.mat``) converts that file —
+    both need ``"caffe"`` input; any other path loads a state dict from disk (formats:
+    ``ACCEPTED_FORMATS``; Caffe-named keys mean Caffe weights, hence ``"caffe"`` input, any
+    other format ``"imagenet"``); ``None`` keeps the random initialisation (and returns
+    ``"imagenet"``).
     Every key and shape is checked before anything is copied.
     """
     if source is None:

@@ -94,7 +94,7 @@ def check_predict(cfg: DictConfig) -> None:
     from hydra.utils import instantiate
 
     from osvos_pl.model.checkpoint import check_checkpoint_file
-    from osvos_pl.model.convert import PARENT, fetch_parent
+    from osvos_pl.model.releases import PARENT, fetch_parent
 
     check_run(cfg)
     if cfg.get("mask") is None:
@@ -104,7 +104,7 @@ def check_predict(cfg: DictConfig) -> None:
         dm.check(dm.eval_names())
     for key in ("parent_ckpt", "contour_ckpt"):
         if cfg.get(key) and str(cfg[key]) == PARENT.name:
-            fetch_parent(cfg.paths.get("cache_dir"))  # downloaded now: offline, no folder is left
+            fetch_parent(cfg.paths.cache_dir)  # downloaded now: offline, no folder is left
         elif cfg.get(key):
             check_checkpoint_file(cfg[key], key)  # a shipped parent's name: its SHA-256 too
 
