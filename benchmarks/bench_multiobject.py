@@ -49,7 +49,8 @@ def build(args: argparse.Namespace, tmp: Path):
     """``(segmenter, data module)`` exactly as the online stage builds them."""
     from hydra.utils import instantiate
 
-    from osvos_pl.runner.run import build_datamodule, build_engine, load_parent
+    from osvos_pl.stages.assembly import build_datamodule, build_engine
+    from osvos_pl.stages.parent_network import parent_network as load_parent
 
     overrides = [
         "+experiment=online", "data=davis2017", f"data.root={args.root}",

@@ -233,8 +233,9 @@ class Bench:
         from torch.utils.data import DataLoader
 
         from osvos_pl.metrics import jf_per_frame
-        from osvos_pl.runner.run import build_datamodule, load_parent
+        from osvos_pl.stages.assembly import build_datamodule
         from osvos_pl.stages.engine import Engine
+        from osvos_pl.stages.parent_network import parent_network as load_parent
 
         args = self.args
         sequences = args.infer_sequences or args.sequences[:1]
@@ -270,7 +271,8 @@ class Bench:
                     sequence, ft.samples, seed=int(cfg.seed), augment=ft.augment, views=ft.views)},
                     sequence)
                 frames = frames_at_480p(sequence)
-                truth = np.stack([dm.ground_truth(sequence, int(i)) for i in frames.indices]) > 0
+                truth = np.stack([frames.dataset[int(i)]["labels"].numpy()
+                                  for i in frames.indices]) > 0
                 rows[sequence] = {"frames": len(frames), "finetune_seconds": tuning, "J": {}}
                 for name, (_, _, batch) in paths.items():
                     if name == "reference":  # NCHW weights too (a fast pass leaves them NHWC)

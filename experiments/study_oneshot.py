@@ -24,10 +24,13 @@ import numpy as np
 def dump(out: Path, overrides: list[str]) -> None:
     import torch
     from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
     from omegaconf import open_dict
 
-    import osvos_pl.runner.run as run
     from osvos_pl.runner.config import config_dir
+    from osvos_pl.stages.assembly import build_datamodule, build_engine, follow_weights
+    from osvos_pl.stages.online import annotated_frames
+    from osvos_pl.stages.parent_network import parent_network
     from osvos_pl.tasks.segmenter import shared_stages
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
@@ -36,13 +39,13 @@ def dump(out: Path, overrides: list[str]) -> None:
         cfg.paths.output_dir = str(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(int(cfg.get("num_threads") or torch.get_num_threads()))
-    dm = run.build_datamodule(cfg)
+    dm = build_datamodule(cfg)
     names = dm.eval_names()
-    parent, norm = run.load_parent(cfg)
-    run.follow_weights(cfg, dm, norm)
-    engine = run.build_engine(cfg, out)
-    seg = run.instantiate(cfg.task, parent=parent, engine=engine, contours=None, progress=False,
-                          callbacks=[], prefix_images=lambda: run.annotated_frames(dm, names[:10]))
+    parent, norm = parent_network(cfg)
+    follow_weights(cfg, dm, norm)
+    engine = build_engine(cfg, out)
+    seg = instantiate(cfg.task, parent=parent, engine=engine, contours=None, progress=False,
+                      callbacks=[], prefix_images=lambda: annotated_frames(dm, names[:10]))
     timing = {}
     for name in names:
         import pytorch_lightning as pl
@@ -70,8 +73,7 @@ def dump(out: Path, overrides: list[str]) -> None:
                     p = np.concatenate([p, pf[..., ::-1]])
                 for b in range(p.shape[1]):
                     probs.append(np.round(p[:, b] * 255).astype(np.uint8))
-        for i in range(len(dm.frame_names(name))):
-            gts.append(dm.ground_truth(name, i))
+                    gts.append(batch["labels"][b].numpy())
         timing[name] = {"finetune_s": ft_s, "inference_s": time.perf_counter() - start,
                         "frames": len(probs)}
         np.savez_compressed(out / f"{name}.npz", probs=np.stack(probs), gt=np.stack(gts) > 0)

@@ -118,7 +118,7 @@ def box_prior(cfg: DictConfig, image, grabcut):
                  "GrabCut from the box alone", grabcut.method)
         return None
     net = instantiate(cfg.model, weights=None)
-    loaded = load_checkpoint(net, cfg.parent_ckpt)
+    loaded = load_checkpoint(net, cfg.parent_ckpt, cache_dir=cfg.paths.cache_dir)
     return parent_prior(net, get_normalization(loaded.normalization or net.normalization), image,
                         int(grabcut.prior_height))
 

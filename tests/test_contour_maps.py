@@ -201,11 +201,12 @@ def test_contour_branch_frames_are_read_at_the_contour_scale(davis_sample: Path)
     """online.contour_scale's input: the frame from disk at that scale, normalised as the
     segmentation's input is (not the segmentation's small input upsampled)."""
     from osvos_pl.data.datamodule import DAVISDataModule
-    from osvos_pl.runner.run import _frame_at
+    from osvos_pl.tasks.contour_sources import frames_at_scale
 
     dm = DAVISDataModule(root=str(davis_sample), eval_split="val", scale=0.25, num_workers=0)
-    small = dm.sequence_dataset("blackswan")[2]["image"]
-    large = _frame_at(dm, 0.5, "blackswan", 2)
+    item = dm.sequence_dataset("blackswan")[2]  # the stream's item: the frame decoded once
+    small = item["image"]
+    large = frames_at_scale(item["raw"][None], 0.5, dm.normalization)[0]
     assert small.shape == (3, 120, 214) and large.shape == (3, 240, 427)
-    again = _frame_at(dm, 0.25, "blackswan", 2)
+    again = frames_at_scale(item["raw"][None], 0.25, dm.normalization)[0]
     assert float((again - small).abs().max()) < 1e-5

@@ -104,7 +104,8 @@ def test_predict_segments_a_real_clip_from_its_first_palette_mask(davis2017_samp
 def segmenter_and_data(first_frames, vgg_weights, tmp_path_factory):
     from hydra.utils import instantiate
 
-    from osvos_pl.runner.run import build_datamodule, build_engine, load_parent
+    from osvos_pl.stages.assembly import build_datamodule, build_engine
+    from osvos_pl.stages.parent_network import parent_network as load_parent
 
     tmp = tmp_path_factory.mktemp("run")
     cfg = compose_cfg(["+experiment=online", "data=davis2017", f"data.root={first_frames}",

@@ -25,7 +25,7 @@ import pytest
 import torch
 
 from osvos_pl.model.factory import build_network, channels_last_mode
-from osvos_pl.runner.run import build_engine
+from osvos_pl.stages.assembly import build_engine
 from osvos_pl.utils import hardware
 from osvos_pl.utils.errors import ConfigError
 from tests.helpers import compose_cfg, copy_sample, cpu_engine, segmenter
@@ -163,7 +163,8 @@ def test_fast_inference_j_mean_stays_within_half_a_point_of_fp32_on_the_same_wei
     from torch.utils.data import DataLoader
 
     from osvos_pl.metrics import jf_per_frame
-    from osvos_pl.runner.run import build_datamodule, load_parent
+    from osvos_pl.stages.assembly import build_datamodule
+    from osvos_pl.stages.parent_network import parent_network as load_parent
 
     root = copy_sample(davis_sample, tmp_path / "davis", ("car-shadow",), frames=FRAMES)
     cfg = compose_cfg(["+experiment=online_pn", f"data.root={root}", "data.sequences=[car-shadow]",
@@ -184,7 +185,7 @@ def test_fast_inference_j_mean_stays_within_half_a_point_of_fp32_on_the_same_wei
     nets, _ = seg.finetune({1: dm.first_frames("car-shadow", seg.finetuning.samples,
                                                seed=int(cfg.seed))})
     frames = dm.sequence_dataset("car-shadow")
-    truth = np.stack([dm.ground_truth("car-shadow", i) for i in range(1, len(frames))]) > 0
+    truth = np.stack([frames[i]["labels"].numpy() for i in range(1, len(frames))]) > 0
     j = {}
     for name, batch_size in (("fp32", 1), ("fast", 4), ("int8", 4))[: len(segs)]:
         seg.engine = engines["fp32" if name == "fp32" else "fast"]

@@ -54,7 +54,7 @@ def test_generated_data_or_a_random_backbone_is_unsuited_for_real_frames(trained
 
 
 def _load_parent(tmp_path, ckpt, real_frames, caplog):
-    from osvos_pl.runner.run import load_parent
+    from osvos_pl.stages.parent_network import parent_network as load_parent
 
     cfg = compose_cfg(["+experiment=online", f"parent_ckpt={ckpt}", "model.weights=null"], tmp_path)
     with caplog.at_level(logging.INFO, logger="osvos_pl"):

@@ -304,29 +304,25 @@ class _ShapeProbe(torch.nn.Module):
         return out
 
 
-def test_contour_branch_at_its_own_scale_reads_its_own_frames():
-    """online.contour_scale: the branch gets the frames ``frames(sequence, i)`` gives (here at
-    twice the segmentation's size), one per frame of the batch, and its maps come back at the
-    native size."""
+def test_contour_branch_at_its_own_scale_sees_the_batch_frames_at_that_scale():
+    """online.contour_scale: the branch gets the batch's decoded frames (``raw``, here 80x128)
+    at its own scale (0.5: twice the segmentation's 20x32 input), one per frame of the batch,
+    and its maps come back at the native size."""
     from osvos_pl.tasks.contour_sources import NetworkContours
+    from osvos_pl.utils.normalization import get_normalization
     from tests.helpers import cpu_engine
 
-    asked: list[tuple[str, int]] = []
-
-    def frames(sequence: str, i: int) -> torch.Tensor:
-        asked.append((sequence, i))
-        return torch.zeros(3, 40, 64)
-
+    batch = {"frame": torch.tensor([3, 4]), "raw": torch.zeros(2, 80, 128, 3, dtype=torch.uint8)}
     probe = _ShapeProbe()
-    contours = NetworkContours(probe, cpu_engine(Path(".")), frames)
-    maps = contours("blackswan", [3, 4], torch.zeros(2, 3, 20, 32), (80, 128))
-    assert asked == [("blackswan", 3), ("blackswan", 4)]
+    contours = NetworkContours(probe, cpu_engine(Path(".")), 0.5, get_normalization("imagenet"))
+    maps = contours("blackswan", batch, torch.zeros(2, 3, 20, 32), (80, 128))
     assert probe.seen == [(2, 3, 40, 64)]
     assert len(maps) == 2 and maps[0].shape == (80, 128)
     assert maps[0][:, 64].min() > 0.9 and maps[0][:, :50].max() < 0.1
     plain = _ShapeProbe()
-    NetworkContours(plain, cpu_engine(Path(".")))("blackswan", [3], torch.zeros(1, 3, 20, 32), (80, 128))
-    assert plain.seen == [(1, 3, 20, 32)], "without frames the branch sees the segmentation's input"
+    NetworkContours(plain, cpu_engine(Path(".")))("blackswan", batch, torch.zeros(1, 3, 20, 32),
+                                                  (80, 128))
+    assert plain.seen == [(1, 3, 20, 32)], "without a scale the branch sees the segmentation's input"
 
 
 # --- snap_objects: one frame, several objects ---------------------------------------------------

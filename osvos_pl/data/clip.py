@@ -88,6 +88,11 @@ class ClipDataModule:
     def labels(self) -> dict[int, np.ndarray]:
         return {i: load_mask(p, self.source.size, self.resize_mask) for i, p in self.annotations}
 
+    @cached_property
+    def annotated_images(self) -> dict[int, np.ndarray]:
+        """The annotated frames, decoded once for every object's fine-tuning."""
+        return {i: self.source.frame(i) if i else self.source.first() for i in self.labels}
+
     @property
     def normalization(self) -> Normalization:
         return get_normalization(self.normalization_name)
@@ -112,7 +117,7 @@ class ClipDataModule:
 
     def first_frames(self, name: str, length: int, object_id: int | None = None,
                      seed: int = 0, augment: str | None = None, views: int = 0) -> FirstFrames:
-        frames = {i: self.source.frame(i) if i else self.source.first() for i in self.labels}
+        frames = self.annotated_images
         oid = 1 if object_id is None else object_id
         pairs = [resize_pair(frames[i], (m == oid).astype(np.uint8), scaled_size(m.shape, self.scale))
                  for i, m in self.labels.items()]
@@ -126,8 +131,5 @@ class ClipDataModule:
         count = self.source.count or sum(1 for _ in self.source)
         return [self.source.name(i) for i in range(count)]
 
-    def frame_image(self, name: str, i: int) -> np.ndarray:
-        return self.source.frame(i)
-
-    def ground_truth(self, name: str, i: int) -> np.ndarray | None:
-        return None
+    def frame_size(self, name: str) -> tuple[int, int]:
+        return self.source.size

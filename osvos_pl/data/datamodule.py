@@ -15,17 +15,13 @@ from torch.utils.data import ConcatDataset, DataLoader
 
 from osvos_pl.data.batch_augment import BatchAugment
 from osvos_pl.data.contours import ContourMaps
-from osvos_pl.data.datasets import (
-    FirstFrames,
-    SequenceFrames,
-    TrainFrames,
-    TrainingDraws,
-    annotated_pairs,
-)
+from osvos_pl.data.datasets import FirstFrames, TrainFrames, TrainingDraws
 from osvos_pl.data.davis import DAVISIndex
 from osvos_pl.data.generated import GeneratedSpec, ensure_generated
-from osvos_pl.data.io import read_image, read_mask
-from osvos_pl.data.masks import eval_labels, object_ids, validate_sequence
+from osvos_pl.data.io import image_size
+from osvos_pl.data.masks import binary_target, object_ids, validate_sequence
+from osvos_pl.data.sequence import SequenceFrames, read_annotated
+from osvos_pl.data.transforms import resize_pair, scaled_size
 from osvos_pl.data.workers import loader_options
 from osvos_pl.utils.normalization import Normalization, get_normalization
 
@@ -92,6 +88,7 @@ class DAVISDataModule(pl.LightningDataModule):
         self.decode_cache, self.augment_on = decode_cache, augment_on
         self.pin_memory = bool(pin_memory)
         self.device_augment: BatchAugment | None = None
+        self._annotated: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
 
     @cached_property
     def contour_map_reader(self) -> ContourMaps | None:
@@ -148,14 +145,32 @@ class DAVISDataModule(pl.LightningDataModule):
     def check(self, names: Sequence[str], require_masks: str, first_mask_nonempty: bool,
               index: DAVISIndex | None = None) -> None:
         """Validate sequences of ``index`` (default: the evaluated one) before any training
-        (see ``validate_sequence``)."""
+        (see ``validate_sequence``). The online check (``require_masks="first"``) decodes each
+        first annotation once, here, for the whole run (``annotated``)."""
         if self.validate == "none":
             return
         for name in names:
+            first = self.annotated(name, 0)[1] if require_masks == "first" and index is None \
+                else None
             validate_sequence(
                 (index or self.index).sequence(name), self.year, require_masks=require_masks,
                 decode=self.validate == "full", first_mask_nonempty=first_mask_nonempty,
+                first_mask=first,
             )
+
+    def check_training_maps(self) -> None:
+        """The training contour maps (``target=contour_maps``) against the training frames'
+        names and size (from headers), before any training."""
+        for name in self.train_names():
+            frames = self.train_index.sequence(name).frames
+            self.contour_map_reader.check(name, [f.stem for f in frames], image_size(frames[0]))
+
+    def annotated(self, name: str, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Annotated frame ``i`` of ``name`` and its labels, decoded once per run and handed on:
+        to the check, the object ids, the fine-tuning views and the frame stream."""
+        if (name, i) not in self._annotated:
+            self._annotated[name, i] = read_annotated(self.index.sequence(name), i)
+        return self._annotated[name, i]
 
     def _loader(self, dataset, batch_size: int, sampler=None) -> DataLoader:
         return DataLoader(
@@ -219,13 +234,17 @@ class DAVISDataModule(pl.LightningDataModule):
         fine-tuning dataset of ``length`` samples, for one object (None: all of them), augmented
         by ``augment`` (None: ``self.augment``) in ``views`` fixed warps (``FirstFrames``)."""
         frame_ids = self.annotated_frames if frame_ids is None else frame_ids
-        pairs = annotated_pairs(self.index, name, object_id, frame_ids, self.scale)
+        pairs = []
+        for i in frame_ids:
+            image, labels = self.annotated(name, i)
+            target = binary_target(labels, self.year, object_id)
+            pairs.append(resize_pair(image, target, scaled_size(image.shape[:2], self.scale)))
         return FirstFrames(pairs, self.normalization, length, augment or self.augment, seed, views)
 
-    # What the online stage asks of any frame source (this one, and the clip data module).
+    # What the online stage asks of any video source (``osvos_pl.data.source.VideoSource``).
     def object_ids(self, name: str) -> list[int]:
         """Objects of the first annotation: [1] for DAVIS 2016, ids 1..K for 2017."""
-        return object_ids(read_mask(self.index.sequence(name).mask(0)), self.year)
+        return object_ids(self.annotated(name, 0)[1], self.year)
 
     def is_multi_object(self, name: str) -> bool:
         """Whether predictions are palette ids (2017) rather than one 0/255 object."""
@@ -234,16 +253,18 @@ class DAVISDataModule(pl.LightningDataModule):
     def frame_names(self, name: str) -> list[str]:
         return [f.stem for f in self.index.sequence(name).frames]
 
-    def frame_image(self, name: str, i: int) -> np.ndarray:
-        return read_image(self.index.sequence(name).frames[i])
-
-    def ground_truth(self, name: str, i: int) -> np.ndarray | None:
-        """Frame ``i``'s annotation as scored (``eval_labels``), None where it has none."""
-        path = self.index.sequence(name).masks[i]
-        return None if path is None else eval_labels(read_mask(path), self.year)
+    def frame_size(self, name: str) -> tuple[int, int]:
+        """Native ``(H, W)`` of the sequence's frames (from the first frame's header)."""
+        return image_size(self.index.sequence(name).frames[0])
 
     def sequence_dataset(self, name: str) -> SequenceFrames:
-        return SequenceFrames(self.index, name, self.normalization, self.scale)
+        """Every frame in order, each decoded once with what the online stage needs of it: the
+        network's input, the frame (``raw``) and its annotation as scored (``labels``,
+        ``has_label``); annotated frames already decoded (``annotated``) are not read again."""
+        decoded = {i: self._annotated[name, i] for i in self.annotated_frames
+                   if (name, i) in self._annotated}
+        return SequenceFrames(self.index, name, self.normalization, self.scale, labels=True,
+                              raw=True, decoded=decoded)
 
     def sequence_dataloader(self, name: str) -> DataLoader:
         return self._loader(self.sequence_dataset(name), self.eval_batch_size)

@@ -24,7 +24,8 @@ from osvos_pl.data.cache import DecodedFrames, cache_key
 from osvos_pl.data.contours import ContourMaps
 from osvos_pl.data.davis import DAVISIndex, VideoSequence
 from osvos_pl.data.io import read_image, read_mask
-from osvos_pl.data.masks import binary_target, eval_labels
+from osvos_pl.data.masks import binary_target
+from osvos_pl.data.sequence import check_pair
 from osvos_pl.data.transforms import (
     build_augmentation,
     mask_boundary,
@@ -35,15 +36,6 @@ from osvos_pl.data.transforms import (
 )
 from osvos_pl.utils.errors import ConfigError, DataError
 from osvos_pl.utils.normalization import Normalization
-
-
-def _check_pair(image_hw: tuple, labels: np.ndarray, seq: VideoSequence, i: int) -> None:
-    if tuple(image_hw[:2]) != labels.shape[:2]:
-        raise DataError(
-            f"mask {seq.masks[i]} is {labels.shape[1]}x{labels.shape[0]} but frame "
-            f"{seq.frames[i]} is {image_hw[1]}x{image_hw[0]} — masks must have their "
-            "frame's size"
-        )
 
 
 def _sample(image: np.ndarray, target: np.ndarray, norm: Normalization, contour: bool) -> dict:
@@ -130,7 +122,7 @@ class TrainFrames(Dataset):
             image, _ = resize_pair(image, None, hw)
         else:
             labels = read_mask(seq.mask(i))
-            _check_pair(image.shape, labels, seq, i)
+            check_pair(image.shape, labels, seq, i)
             image, target = resize_pair(image, binary_target(labels, self.index.year), hw)
         return image, target
 
@@ -203,21 +195,6 @@ class TrainingDraws(DistributedSampler):
             yield order[position], epoch * self.total_size + position
 
 
-def annotated_pairs(
-    index: DAVISIndex, sequence: str, object_id: int | None = None,
-    frame_ids: Sequence[int] = (0,), scale: float = 1.0,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Decoded ``(image, 0/1 target)`` pairs of a sequence's annotated frames, resized by scale."""
-    seq = index.sequence(sequence)
-    pairs = []
-    for i in frame_ids:
-        image, labels = read_image(seq.frames[i]), read_mask(seq.mask(i))
-        _check_pair(image.shape, labels, seq, i)
-        target = binary_target(labels, index.year, object_id)
-        pairs.append(resize_pair(image, target, scaled_size(image.shape[:2], scale)))
-    return pairs
-
-
 class FirstFrames(Dataset):
     """Annotated frame(s) of one sequence, augmented, repeated ``length`` times (online).
 
@@ -275,41 +252,3 @@ class FirstFrames(Dataset):
         self.augment.set_random_seed(seed)
         out = self.augment(image=image, mask=target)
         return out["image"], out["mask"]
-
-
-class SequenceFrames(Dataset):
-    """Every frame of one sequence in order, resized by ``scale``, with its index and count.
-
-    With ``labels=True`` each item also carries the annotation at native size as scored
-    (``(H, W) uint8``; 2016 → 0/1, 2017 → ids with void as 0), zeros where a frame has none.
-    """
-
-    def __init__(
-        self, index: DAVISIndex, sequence: str, normalization: Normalization, scale: float = 1.0,
-        labels: bool = False, seq_id: int = 0,
-    ):
-        self.seq = index.sequence(sequence)
-        self.year, self.norm, self.scale = index.year, normalization, scale
-        self.labels, self.seq_id = labels, seq_id
-
-    def __len__(self) -> int:
-        return len(self.seq)
-
-    def __getitem__(self, i: int) -> dict:
-        image = read_image(self.seq.frames[i])
-        native = image.shape[:2]
-        image, _ = resize_pair(image, None, scaled_size(native, self.scale))
-        item = {
-            "image": self.norm(image),
-            "frame": i,
-            "num_frames": len(self.seq),
-            "seq_id": self.seq_id,
-            "native_hw": torch.tensor(native),
-        }
-        if self.labels:
-            has = self.seq.masks[i] is not None
-            labels = read_mask(self.seq.mask(i)) if has else np.zeros(native, np.uint8)
-            _check_pair(native, labels, self.seq, i)
-            item["labels"] = torch.from_numpy(eval_labels(labels, self.year))
-            item["has_label"] = has
-        return item

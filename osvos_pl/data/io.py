@@ -29,6 +29,15 @@ def davis_palette() -> list[int]:
     return palette
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(H, W)`` of an image from its header, without decoding it."""
+    try:
+        with Image.open(path) as im:
+            return im.size[1], im.size[0]
+    except (OSError, SyntaxError) as exc:
+        raise DataError(f"cannot read {path}: {exc} — the file is corrupt; re-extract it") from exc
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an RGB frame as ``(H, W, 3) uint8``; a missing or corrupt file raises DataError."""
     path = Path(path)

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from osvos_pl.tasks.progress import duration
+from osvos_pl.utils.display import shown
 
 #: Overrides a next command inherits: the same data, the same network layout, the same machine.
 CARRIED = ("data", "trainer", "num_threads", "logger", "paths", "model.upsample", "model.init",
            "model.channels_last")
-
-
-def shown(path: str | os.PathLike) -> str:
-    """``path`` relative to the working directory when it lies below it (shorter to copy)."""
-    path = Path(path).resolve()
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def carried_overrides(overrides: Iterable[str]) -> list[str]:

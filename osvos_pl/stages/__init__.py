@@ -1,1 +1,2 @@
-"""Stage drivers: what ``python -m osvos_pl +experiment=<stage>`` does, returning the run record."""
+"""What each ``+experiment=`` does: its ``prepare`` builds and checks everything from the config
+(``assembly``), its job runs with those objects and returns the run record's body."""

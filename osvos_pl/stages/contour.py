@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from osvos_pl.data.io import read_image, read_mask
 from osvos_pl.metrics.contour import contour_f, edges_f, sobel_edges
 from osvos_pl.model.osvos import native_probabilities
 
@@ -19,18 +18,18 @@ def evaluate_contours(net: torch.nn.Module, dm, names: list[str], device: torch.
     maps = getattr(dm, "contour_map_reader", None)
     probs, sobel, masks, edges = [], [], [], []
     for name in names:
-        seq = dm.index.sequence(name)
-        for batch in dm.sequence_dataloader(name):
+        stems = dm.frame_names(name)
+        for batch in dm.sequence_dataloader(name):  # each frame with its annotation, decoded once
             logits = net.forward_fused(batch["image"].to(device))
             p = native_probabilities(logits, tuple(int(v) for v in batch["native_hw"][0]))
-            for i, prob in zip(batch["frame"].tolist(), p.cpu().numpy()):
-                if seq.masks[i] is None:
+            for b, (i, prob) in enumerate(zip(batch["frame"].tolist(), p.cpu().numpy())):
+                if not bool(batch["has_label"][b]):
                     continue
                 probs.append(prob)
-                masks.append(read_mask(seq.masks[i]) > 0)
-                sobel.append(sobel_edges(read_image(seq.frames[i])))
+                masks.append(batch["labels"][b].numpy() > 0)
+                sobel.append(sobel_edges(batch["raw"][b].numpy()))
                 if maps is not None:
-                    edges.append(maps.get(name, seq.frames[i].stem))
+                    edges.append(maps.get(name, stems[i]))
     ours, baseline = contour_f(probs, masks), contour_f(sobel, masks)
     out = {
         "F-ODS": ours["F"], "threshold": ours["threshold"],

@@ -2,108 +2,131 @@
 
 Per sequence it writes ``<predictions>/<seq>/NNNNN.png`` (0/255 for one object, DAVIS palette
 ids for several), ``sequences/<seq>.json`` (per-object scores and timings), both atomically, and
-a few overlays (prediction tinted, ground truth outlined) in ``overlays/<seq>/``;
-a re-run into the same output dir skips sequences whose record exists (``resume``). The data
-source is the DAVIS data module or a user's clip (``data=clip``, used by ``predict``).
+a few overlays (prediction tinted, ground truth outlined) in ``overlays/<seq>/``
+(``stages/sequence.py``); a re-run into the same output dir skips sequences whose record exists
+(``resume``). The data source is any ``VideoSource``: DAVIS, or a user's clip (``data=clip``,
+used by ``predict``).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from osvos_pl.data.io import read_mask, write_mask
-from osvos_pl.data.overlays import overlay, write_overlays
-from osvos_pl.metrics import evaluate_sequence, object_row
+from osvos_pl.data.contours import ContourMaps
+from osvos_pl.data.source import VideoSource
+from osvos_pl.model.checkpoint import load_checkpoint_weights
+from osvos_pl.stages.assembly import (
+    build_datamodule,
+    build_engine,
+    check_contour_maps,
+    follow_weights,
+    instantiate_callbacks,
+    log_data,
+    on_generated_data,
+    progress_bars,
+)
+from osvos_pl.stages.engine import Engine
+from osvos_pl.stages.parent_network import parent_network
 from osvos_pl.stages.records import global_from_sequences, read_record, write_record
+from osvos_pl.stages.sequence import FrameHook, segment_sequence
+from osvos_pl.tasks.contour_sources import ContourSource, MapContours, NetworkContours
+from osvos_pl.tasks.progress import UpdateEta
 from osvos_pl.tasks.segmenter import OneShotSegmenter
+from osvos_pl.utils.errors import ConfigError, OSVOSError
 from osvos_pl.utils.signals import stop_if_signalled
 
 log = logging.getLogger(__name__)
 
-FrameHook = Callable[[str, dict, np.ndarray], None]
+
+def prepare_online(cfg: DictConfig, output_dir: Path, predictions: str = "predictions",
+                   on_frame: FrameHook | None = None) -> Callable[[list], dict]:
+    """The online stage built and checked: the data and its first annotations (before any
+    weights load or logger starts), the parent, the engine, the contour source and the
+    segmenter; returns the job the runner starts once the loggers exist."""
+    dm = build_datamodule(cfg)
+    names = dm.eval_names()  # a bad data.root fails before any weights load
+    dm.check(names, require_masks="first", first_mask_nonempty=True)  # before loggers, downloads
+    objects = count_objects(dm, names)
+    log_data(cfg, dm, f"{len(names)} sequence(s), {objects} object(s)")
+    parent, normalization = parent_network(cfg, real_frames=not on_generated_data(cfg, dm))
+    follow_weights(cfg, dm, normalization)
+    engine = build_engine(cfg, output_dir)
+    contours = contour_source(cfg, engine, dm)
+    iterations = int(cfg.online.iterations)
+    log.info("weights: %s", parent.weights_source)
+    log.info("plan: per object %d fine-tuning updates (online.iterations), then every frame "
+             "segmented%s; %s, %s", iterations, " and snapped to contours" if contours else
+             " (no contour_ckpt / contour_maps: no boundary snapping, the report's -BS row)",
+             engine.device, engine.precision)
+    eta = UpdateEta(iterations * objects, "fine-tuning", extra=", plus segmenting every frame")
+    bars = progress_bars(cfg, "fine-tuning", leave=False)
+    segmenter = instantiate(cfg.task, parent=parent, engine=engine, contours=contours,
+                            progress=bool(bars),
+                            callbacks=[eta, *bars, *instantiate_callbacks(cfg, logged=False)],
+                            prefix_images=functools.partial(
+                                annotated_frames, dm, names[: int(cfg.online.prefix_calibration)]))
+    if segmenter.prefix_mode != "eager":
+        log.info("frozen VGG stages 1-%d: one %s copy for every network (online.prefix=%s), "
+                 "built at the first fine-tuning", segmenter.finetuning.frozen_stages,
+                 segmenter.prefix_mode, cfg.online.prefix)
+
+    def job(loggers: list) -> dict:
+        segmenter.loggers = loggers  # each fine-tuning's loss, per sequence
+        return run_online(segmenter, dm, output_dir, loggers, seed=int(cfg.seed),
+                          resume=bool(cfg.online.resume), overlays=int(cfg.online.overlays),
+                          predictions=predictions, on_frame=on_frame)
+    return job
 
 
-def segment_sequence(segmenter: OneShotSegmenter, dm, name: str, output_dir: Path, seed: int,
-                     predictions: str = "predictions", on_frame: FrameHook | None = None) -> dict:
-    """Fine-tune (per object), predict, snap, write PNGs; return the sequence's record.
-
-    Re-seeded per sequence, so a sequence scores the same alone (one job per sequence) as
-    inside a run over many.
-    """
-    pl.seed_everything(seed, workers=True, verbose=False)
-    ids, multi = dm.object_ids(name), dm.is_multi_object(name)
-    ft = segmenter.finetuning
-    datasets = {oid: dm.first_frames(name, ft.samples, object_id=oid if multi else None,
-                                     seed=seed, augment=ft.augment, views=ft.views)
-                for oid in ids}
-    nets, finetune_seconds = segmenter.finetune(datasets, name)
-    stems = dm.frame_names(name)
-    start = time.perf_counter()
-    pred, gt, unsnapped = {}, {}, Counter()
-    foreground = {oid: ds.foreground for oid, ds in datasets.items()}
-    for item, labels in segmenter.segment(nets, dm.sequence_dataloader(name), sequence=name,
-                                          foreground=foreground):
-        stop_if_signalled()  # a stop noted during the fine-tuning's last update
-        i = int(item["frame"])
-        if item["snapped"] not in (None, "snapped"):
-            unsnapped[item["snapped"]] += 1
-        write_mask(output_dir / predictions / name / f"{stems[i]}.png",
-                   labels if multi else labels * 255, palette=multi)
-        if on_frame is not None:
-            on_frame(name, item, labels)
-        truth = dm.ground_truth(name, i)
-        if truth is not None:
-            pred[i], gt[i] = labels, truth
-    inference_seconds = time.perf_counter() - start
-    n = len(stems)
-    timing = {
-        "finetune_seconds": finetune_seconds,
-        "inference_seconds": inference_seconds,
-        "inference_ms_per_frame": 1000 * inference_seconds / max(1, n),
-        "frames": n,
-        "objects": len(ids),
-    }
-    if segmenter.snapping:
-        timing["unsnapped_frames"] = sum(unsnapped.values())
-        timing["unsnapped_by_reason"] = dict(unsnapped)
-        _warn_unsnapped(name, unsnapped, n, segmenter)
-    objects = {}
-    if gt:
-        scored = sorted(gt)
-        per_object = evaluate_sequence(np.stack([gt[i] for i in scored]),
-                                       np.stack([pred[i] for i in scored]), multi_object=multi)
-        objects = {f"{name}_{oid}" if multi else name: object_row(jf["J"], jf["F"])
-                   for oid, jf in per_object.items()}
-    return {"sequence": name, "objects": objects, "timing": timing}
+def annotated_frames(dm, names: list[str]) -> list[torch.Tensor]:
+    """The annotated frame of each of ``names`` as the network sees it, ``(1, 3, h, w)``: what an
+    int8 prefix is calibrated on (``online.prefix_calibration``), frames the method is given
+    (decoded alone, without a frame loader and its workers)."""
+    return [dm.first_frames(name, 1, augment="none")[0]["image"][None] for name in names]
 
 
-_REASONS = {
-    "skipped-no-boundary": "their contour map has no boundary above the UCM threshold ({ucm}) — "
-                           "is the contour branch (contour_ckpt) trained enough?",
-    "skipped-too-few-superpixels": "their contour map gives fewer than {min_sp} superpixels "
-                                   "(online.min_superpixels)",
-    "no-map": "they have no contour map",
-}
+def count_objects(dm, names: list[str]) -> int:
+    """Objects to fine-tune for (one per sequence where a first mask cannot be read yet: the
+    online stage's own check reports that, naming the file)."""
+    total = 0
+    for name in names:
+        try:
+            total += len(dm.object_ids(name))
+        except (OSVOSError, OSError):
+            total += 1
+    return total
 
 
-def _warn_unsnapped(name: str, unsnapped: Counter, n: int, segmenter: OneShotSegmenter) -> None:
-    for reason, count in sorted(unsnapped.items()):
-        why = _REASONS.get(reason, reason).format(ucm=segmenter.ucm_threshold,
-                                                  min_sp=segmenter.min_superpixels)
-        log.warning("%s: %d of %d frames left unsnapped: %s", name, count, n, why)
+def contour_source(cfg: DictConfig, engine: Engine, dm: VideoSource) -> ContourSource | None:
+    """Where snapping gets each frame's contour map: precomputed maps, the contour branch, or
+    nowhere (None: no snapping)."""
+    if not cfg.snapping:
+        return None
+    if cfg.get("contour_maps"):
+        maps = ContourMaps(cfg.contour_maps)
+        check_contour_maps(maps, dm, dm.eval_names())
+        return MapContours(maps, dm.frame_names)
+    if not cfg.contour_ckpt:
+        raise ConfigError("snapping=true needs contour_ckpt=PATH (a +experiment=contour "
+                          "checkpoint) or contour_maps=DIR (precomputed contour maps)")
+    net = instantiate(cfg.model, weights=None, offline_fallback="random")
+    load_checkpoint_weights(net, cfg.contour_ckpt, cache_dir=cfg.paths.cache_dir)
+    scale = cfg.online.get("contour_scale")
+    return NetworkContours(net, engine, None if scale is None else float(scale), dm.normalization)
 
 
 def run_online(
     segmenter: OneShotSegmenter,
-    dm,
+    dm: VideoSource,
     output_dir: Path,
     loggers: Sequence = (),
     *,
@@ -126,13 +149,12 @@ def run_online(
             records[name] = read_record(path)
             continue
         records[name] = segment_sequence(segmenter, dm, name, output_dir, seed, predictions,
-                                         on_frame)
-        write_overlays(dm, name, output_dir / predictions, output_dir / "overlays", overlays)
+                                         overlays, on_frame)
         write_record(path, records[name])  # last: a sequence with its record is complete
         for key, row in records[name]["objects"].items():
             log.info("%s: J-Mean %.4f, F-Mean %.4f", key, row["J-Mean"], row["F-Mean"])
     sequences = {k: v for r in records.values() for k, v in r["objects"].items()}
-    _log_wandb(loggers, dm, records, output_dir / predictions, overlays)
+    _log_wandb(loggers, records, output_dir / "overlays")
     timing_rows = {n: r["timing"] for n, r in records.items()}
     total_frames = sum(t["frames"] for t in timing_rows.values()) or 1
     return {
@@ -151,8 +173,8 @@ def run_online(
     }
 
 
-def _log_wandb(loggers: Sequence, dm, records: dict, predictions: Path, overlays: int) -> None:
-    """Per-sequence table (J, F, timings) and a few overlays per sequence (prediction tinted,
+def _log_wandb(loggers: Sequence, records: dict, overlays: Path) -> None:
+    """Per-sequence table (J, F, timings) and the overlays the run wrote (prediction tinted,
     ground truth outlined in white) to W&B."""
     from pytorch_lightning.loggers import WandbLogger
 
@@ -169,11 +191,6 @@ def _log_wandb(loggers: Sequence, dm, records: dict, predictions: Path, overlays
         for key, row in rec["objects"].items():
             table.add_data(key, *[row[c] for c in columns[1:7]], rec["timing"]["finetune_seconds"],
                            rec["timing"]["inference_ms_per_frame"])
-        stems = dm.frame_names(name)
-        n = len(stems)
-        for i in sorted({0, n // 2, n - 1})[:overlays]:
-            pred = read_mask(predictions / name / f"{stems[i]}.png")
-            images.append(wandb.Image(overlay(dm.frame_image(name, i), pred,
-                                              truth=dm.ground_truth(name, i)),
-                                      caption=f"{name} {stems[i]}"))
+        images += [wandb.Image(str(path), caption=f"{name} {path.stem}")
+                   for path in sorted((overlays / name).glob("*.png"))]
     wandb_logger.experiment.log({"online/sequences": table, "online/overlays": images})

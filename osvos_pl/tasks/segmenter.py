@@ -226,8 +226,7 @@ class OneShotSegmenter:
                 probs = np.stack([balanced_to_posterior(p, f) for p, f in zip(probs, shares)])
             snapped = [None] * probs.shape[1]
             if self.contours is not None:
-                frames = [int(f) for f in batch["frame"]]
-                for b, edges in enumerate(self.contours(sequence, frames, image, native)):
+                for b, edges in enumerate(self.contours(sequence, batch, image, native)):
                     if edges is None:
                         snapped[b] = "no-map"
                         continue

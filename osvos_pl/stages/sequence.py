@@ -1,0 +1,102 @@
+"""One sequence of the online stage: fine-tune on its annotation, segment every frame, write
+the masks and a few overlays, score; the sequence's record (``stages/online.py`` runs them all).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+
+from osvos_pl.data.io import write_mask
+from osvos_pl.data.overlays import overlay, overlay_frames, write_image
+from osvos_pl.data.source import VideoSource
+from osvos_pl.metrics import evaluate_sequence, object_row
+from osvos_pl.tasks.segmenter import OneShotSegmenter
+from osvos_pl.utils.signals import stop_if_signalled
+
+log = logging.getLogger(__name__)
+
+#: ``(sequence, item, labels)`` for every segmented frame (``predict``'s video and sheet)
+FrameHook = Callable[[str, dict, np.ndarray], None]
+
+
+def segment_sequence(segmenter: OneShotSegmenter, dm: VideoSource, name: str, output_dir: Path,
+                     seed: int, predictions: str = "predictions", overlays: int = 3,
+                     on_frame: FrameHook | None = None) -> dict:
+    """Fine-tune (per object), predict, snap, write PNGs and a few overlays (``overlays/``:
+    the prediction tinted, the ground truth outlined); return the sequence's record.
+
+    Re-seeded per sequence, so a sequence scores the same alone (one job per sequence) as
+    inside a run over many. Every frame comes once from the stream, with its annotation.
+    """
+    pl.seed_everything(seed, workers=True, verbose=False)
+    ids, multi = dm.object_ids(name), dm.is_multi_object(name)
+    ft = segmenter.finetuning
+    datasets = {oid: dm.first_frames(name, ft.samples, object_id=oid if multi else None,
+                                     seed=seed, augment=ft.augment, views=ft.views)
+                for oid in ids}
+    nets, finetune_seconds = segmenter.finetune(datasets, name)
+    stems = dm.frame_names(name)
+    shown_at = set(overlay_frames(len(stems), overlays))
+    start = time.perf_counter()
+    pred, gt, unsnapped = {}, {}, Counter()
+    foreground = {oid: ds.foreground for oid, ds in datasets.items()}
+    for item, labels in segmenter.segment(nets, dm.sequence_dataloader(name), sequence=name,
+                                          foreground=foreground):
+        stop_if_signalled()  # a stop noted during the fine-tuning's last update
+        i = int(item["frame"])
+        if item["snapped"] not in (None, "snapped"):
+            unsnapped[item["snapped"]] += 1
+        write_mask(output_dir / predictions / name / f"{stems[i]}.png",
+                   labels if multi else labels * 255, palette=multi)
+        if on_frame is not None:
+            on_frame(name, item, labels)
+        truth = item["labels"].numpy() if bool(item.get("has_label", False)) else None
+        if i in shown_at:
+            write_image(output_dir / "overlays" / name / f"{stems[i]}.png",
+                        overlay(item["raw"].numpy(), labels, truth=truth))
+        if truth is not None:
+            pred[i], gt[i] = labels, truth
+    inference_seconds = time.perf_counter() - start
+    n = len(stems)
+    timing = {
+        "finetune_seconds": finetune_seconds,
+        "inference_seconds": inference_seconds,
+        "inference_ms_per_frame": 1000 * inference_seconds / max(1, n),
+        "frames": n,
+        "objects": len(ids),
+    }
+    if segmenter.snapping:
+        timing["unsnapped_frames"] = sum(unsnapped.values())
+        timing["unsnapped_by_reason"] = dict(unsnapped)
+        _warn_unsnapped(name, unsnapped, n, segmenter)
+    objects = {}
+    if gt:
+        scored = sorted(gt)
+        per_object = evaluate_sequence(np.stack([gt[i] for i in scored]),
+                                       np.stack([pred[i] for i in scored]), multi_object=multi)
+        objects = {f"{name}_{oid}" if multi else name: object_row(jf["J"], jf["F"])
+                   for oid, jf in per_object.items()}
+    return {"sequence": name, "objects": objects, "timing": timing}
+
+
+_REASONS = {
+    "skipped-no-boundary": "their contour map has no boundary above the UCM threshold ({ucm}) — "
+                           "is the contour branch (contour_ckpt) trained enough?",
+    "skipped-too-few-superpixels": "their contour map gives fewer than {min_sp} superpixels "
+                                   "(online.min_superpixels)",
+    "no-map": "they have no contour map",
+}
+
+
+def _warn_unsnapped(name: str, unsnapped: Counter, n: int, segmenter: OneShotSegmenter) -> None:
+    for reason, count in sorted(unsnapped.items()):
+        why = _REASONS.get(reason, reason).format(ucm=segmenter.ucm_threshold,
+                                                  min_sp=segmenter.min_superpixels)
+        log.warning("%s: %d of %d frames left unsnapped: %s", name, count, n, why)
