@@ -64,7 +64,7 @@ def build(args: argparse.Namespace, tmp: Path):
     parent, normalization = load_parent(cfg)
     dm = build_datamodule(cfg, normalization)
     segmenter = instantiate(cfg.task, parent=parent, engine=build_engine(cfg, tmp), progress=False)
-    return segmenter, dm, overrides
+    return segmenter, dm, instantiate(cfg.online.first_frames), overrides
 
 
 def timed(fn, *args, **kwargs):
@@ -79,7 +79,7 @@ def timed(fn, *args, **kwargs):
                  "load_before": load, "load_after": os.getloadavg()[0]}
 
 
-def finetune(segmenter, dm, args, ids: list[int]) -> tuple[dict, dict]:
+def finetune(segmenter, dm, first_views, args, ids: list[int]) -> tuple[dict, dict]:
     """Fine-tune the objects one after another as ``segmenter.finetune`` does, each object on
     the unshared path and then on the shared one (alternating keeps a load change on this
     shared machine from falling on one path); per-object times."""
@@ -94,8 +94,8 @@ def finetune(segmenter, dm, args, ids: list[int]) -> tuple[dict, dict]:
         for share in (False, True):
             segmenter.share_trunk = share
             pl.seed_everything(args.seed + oid, workers=True, verbose=False)
-            dataset, views = timed(dm.first_frames, args.sequence, ft.samples, object_id=oid,
-                                   seed=args.seed, augment=ft.augment, views=ft.views)
+            dataset, views = timed(first_views.of, dm, args.sequence, ft.samples, object_id=oid,
+                                   seed=args.seed)
             nets[share][oid], tuning = timed(segmenter.finetune_object, dataset,
                                              f"{args.sequence}_{oid}", prefixes[share])
             times[share][oid] = {"views": views, "finetune": tuning}
@@ -140,14 +140,14 @@ def main() -> None:
           f"{info['load_average_at_start']}", flush=True)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        segmenter, dm, overrides = build(args, Path(tmp))
+        segmenter, dm, first_views, overrides = build(args, Path(tmp))
         ids = dm.object_ids(args.sequence)[: max(ks)]
         if len(ids) < max(ks):
             raise SystemExit(f"{args.sequence} has {len(ids)} objects; --objects asks for {max(ks)}")
         print(f"{args.sequence}: {len(dm.frame_names(args.sequence))} frames, objects {ids}, "
               f"frozen stages {segmenter.finetuning.frozen_stages}, {args.iterations} updates",
               flush=True)
-        nets, ft_times = finetune(segmenter, dm, args, ids)
+        nets, ft_times = finetune(segmenter, dm, first_views, args, ids)
         rows = []
         for k in ks:
             row = {"objects": k}

@@ -267,9 +267,8 @@ class Bench:
             for k, sequence in enumerate(sequences):
                 pl.seed_everything(int(cfg.seed), verbose=False)
                 ft = tuner.finetuning
-                nets, tuning = tuner.finetune({1: dm.first_frames(
-                    sequence, ft.samples, seed=int(cfg.seed), augment=ft.augment, views=ft.views)},
-                    sequence)
+                nets, tuning = tuner.finetune({1: instantiate(cfg.online.first_frames).of(
+                    dm, sequence, ft.samples, seed=int(cfg.seed))}, sequence)
                 frames = frames_at_480p(sequence)
                 truth = np.stack([frames.dataset[int(i)]["labels"].numpy()
                                   for i in frames.indices]) > 0

@@ -52,8 +52,8 @@ def dump(out: Path, overrides: list[str]) -> None:
 
         pl.seed_everything(int(cfg.seed), verbose=False)
         ft = seg.finetuning
-        ds = {1: dm.first_frames(name, ft.samples, seed=int(cfg.seed), augment=ft.augment,
-                                 views=ft.views)}
+        ds = {1: instantiate(cfg.online.first_frames).of(dm, name, ft.samples,
+                                                         seed=int(cfg.seed))}
         nets, ft_s = seg.finetune(ds, name)
         net = nets[1]
         nets_all = [net, parent]

@@ -118,18 +118,17 @@ def segmenter_and_data(first_frames, vgg_weights, tmp_path_factory):
     parent, normalization = load_parent(cfg)
     dm = build_datamodule(cfg, normalization)
     segmenter = instantiate(cfg.task, parent=parent, engine=build_engine(cfg, tmp), progress=False)
-    return segmenter, dm
+    return segmenter, dm, instantiate(cfg.online.first_frames)
 
 
-def run_sequence(segmenter, dm, share: bool, ids=(1, 2, 3)):
+def run_sequence(segmenter, dm, first_views, share: bool, ids=(1, 2, 3)):
     """Fine-tune ``ids`` and segment every frame, counting the trunk-prefix calls."""
     import pytorch_lightning as pl
 
     segmenter.share_trunk = share
     ft = segmenter.finetuning
     pl.seed_everything(0, verbose=False)
-    datasets = {k: dm.first_frames(SEQ, ft.samples, object_id=k, seed=0, augment=ft.augment,
-                                   views=ft.views) for k in ids}
+    datasets = {k: first_views.of(dm, SEQ, ft.samples, object_id=k, seed=0) for k in ids}
     with mock.patch.object(OSVOSNet, "trunk_prefix", autospec=True,
                            side_effect=OSVOSNet.trunk_prefix) as prefix:
         nets, _ = segmenter.finetune(datasets, SEQ)
@@ -142,8 +141,8 @@ def run_sequence(segmenter, dm, share: bool, ids=(1, 2, 3)):
 def both_paths(segmenter_and_data):
     """Objects 1-3 (2 stands in front of 3) fine-tuned and segmented alone and with the trunk
     shared: ``{share: (nets, masks, prefix calls in fine-tuning, prefix calls in inference)}``."""
-    segmenter, dm = segmenter_and_data
-    return {share: run_sequence(segmenter, dm, share) for share in (False, True)}
+    segmenter, dm, first_views = segmenter_and_data
+    return {share: run_sequence(segmenter, dm, first_views, share) for share in (False, True)}
 
 
 @pytest.mark.slow
@@ -151,11 +150,11 @@ def test_shared_trunk_gives_the_same_masks_and_runs_the_frozen_stages_once(segme
                                                                            both_paths):
     from osvos_pl.tasks.segmenter import shared_stages
 
-    segmenter, dm = segmenter_and_data
+    segmenter, dm, first_views = segmenter_and_data
     _, alone, alone_tuning, alone_inference = both_paths[False]
     nets, shared, shared_tuning, shared_inference = both_paths[True]
     assert np.array_equal(alone, shared)  # byte-identical in fp32
-    views = min(segmenter.finetuning.views, segmenter.finetuning.samples)
+    views = min(first_views.count, segmenter.finetuning.samples)
     assert alone_tuning == 3 * shared_tuning and 0 < shared_tuning <= views  # once per view
     assert alone_inference == 0 and shared_inference == -(-FRAMES // dm.eval_batch_size)
     assert shared_stages(list(nets.values())) == segmenter.finetuning.frozen_stages == 3
@@ -167,7 +166,7 @@ def test_shared_trunk_gives_the_same_masks_and_runs_the_frozen_stages_once(segme
 def test_each_pixel_goes_to_the_most_probable_object(segmenter_and_data, both_paths):
     """On real frames where objects overlap: labels = the id of the highest probability where it
     passes the threshold, else background; pixels claimed by several objects exist."""
-    segmenter, dm = segmenter_and_data
+    segmenter, dm, _ = segmenter_and_data
     nets, masks, _, _ = both_paths[True]
     batch = next(iter(dm.sequence_dataloader(SEQ)))
     native = tuple(int(v) for v in batch["native_hw"][0])

@@ -41,14 +41,12 @@ def _count_decodes(monkeypatch) -> Counter:
 
 
 def _online(tmp_path: Path, monkeypatch, validate: str) -> tuple[dict, Counter]:
-    from osvos_pl.runner.run import run
-    from osvos_pl.stages import online  # noqa: F401 (imported before the decoders are wrapped)
+    from osvos_pl.runner.run import run  # every module imported before the decoders are wrapped
+    from osvos_pl.stages.assembly import build_datamodule
 
     cfg = compose_cfg([*FAST, f"data.validate={validate}",
                        f"paths.cache_dir={tmp_path / 'cache'}"], tmp_path / "out")
-    from osvos_pl.stages.assembly import build_datamodule
-
-    build_datamodule(cfg).index  # the generated data written before counting starts
+    assert build_datamodule(cfg).eval_names()  # the generated data written before counting
     counts = _count_decodes(monkeypatch)
     return run(cfg, tmp_path / "out", summary=False), counts
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -193,6 +194,22 @@ class TrainingDraws(DistributedSampler):
         for position in range(self.rank + first * self.batch_size * replicas, self.total_size,
                               replicas):
             yield order[position], epoch * self.total_size + position
+
+
+@dataclass(frozen=True)
+class Views:
+    """The views of an annotated frame that one-shot fine-tuning learns from: ``augment`` (None:
+    the data module's ``data.augment``) in ``count`` fixed warps (0: a new warp per sample)."""
+
+    augment: str | None = None
+    count: int = 0
+
+    def of(self, source, name: str, samples: int, object_id: int | None = None,
+           seed: int = 0) -> FirstFrames:
+        """``samples`` views of sequence ``name``'s annotated frame(s) in the video source
+        ``source`` (for one object; None: all of them)."""
+        return source.first_frames(name, samples, object_id=object_id, seed=seed,
+                                   augment=self.augment, views=self.count)
 
 
 class FirstFrames(Dataset):

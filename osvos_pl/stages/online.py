@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from osvos_pl.data.contours import ContourMaps
+from osvos_pl.data.datasets import Views
 from osvos_pl.data.source import VideoSource
 from osvos_pl.model.checkpoint import load_checkpoint_weights
 from osvos_pl.stages.assembly import (
@@ -79,9 +80,11 @@ def prepare_online(cfg: DictConfig, output_dir: Path, predictions: str = "predic
                  "built at the first fine-tuning", segmenter.finetuning.frozen_stages,
                  segmenter.prefix_mode, cfg.online.prefix)
 
+    views = instantiate(cfg.online.first_frames)
+
     def job(loggers: list) -> dict:
         segmenter.loggers = loggers  # each fine-tuning's loss, per sequence
-        return run_online(segmenter, dm, output_dir, loggers, seed=int(cfg.seed),
+        return run_online(segmenter, dm, output_dir, loggers, seed=int(cfg.seed), views=views,
                           resume=bool(cfg.online.resume), overlays=int(cfg.online.overlays),
                           predictions=predictions, on_frame=on_frame)
     return job
@@ -131,6 +134,7 @@ def run_online(
     loggers: Sequence = (),
     *,
     seed: int,
+    views: Views,
     resume: bool = True,
     overlays: int = 3,
     predictions: str = "predictions",
@@ -148,8 +152,8 @@ def run_online(
             log.info("%s: already done (%s), skipping", name, path)
             records[name] = read_record(path)
             continue
-        records[name] = segment_sequence(segmenter, dm, name, output_dir, seed, predictions,
-                                         overlays, on_frame)
+        records[name] = segment_sequence(segmenter, dm, name, output_dir, seed, views,
+                                         predictions, overlays, on_frame)
         write_record(path, records[name])  # last: a sequence with its record is complete
         for key, row in records[name]["objects"].items():
             log.info("%s: J-Mean %.4f, F-Mean %.4f", key, row["J-Mean"], row["F-Mean"])

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 
+from osvos_pl.data.datasets import Views
 from osvos_pl.data.io import write_mask
 from osvos_pl.data.overlays import overlay, overlay_frames, write_image
 from osvos_pl.data.source import VideoSource
@@ -27,8 +28,8 @@ FrameHook = Callable[[str, dict, np.ndarray], None]
 
 
 def segment_sequence(segmenter: OneShotSegmenter, dm: VideoSource, name: str, output_dir: Path,
-                     seed: int, predictions: str = "predictions", overlays: int = 3,
-                     on_frame: FrameHook | None = None) -> dict:
+                     seed: int, views: Views, predictions: str = "predictions",
+                     overlays: int = 3, on_frame: FrameHook | None = None) -> dict:
     """Fine-tune (per object), predict, snap, write PNGs and a few overlays (``overlays/``:
     the prediction tinted, the ground truth outlined); return the sequence's record.
 
@@ -37,10 +38,8 @@ def segment_sequence(segmenter: OneShotSegmenter, dm: VideoSource, name: str, ou
     """
     pl.seed_everything(seed, workers=True, verbose=False)
     ids, multi = dm.object_ids(name), dm.is_multi_object(name)
-    ft = segmenter.finetuning
-    datasets = {oid: dm.first_frames(name, ft.samples, object_id=oid if multi else None,
-                                     seed=seed, augment=ft.augment, views=ft.views)
-                for oid in ids}
+    samples = segmenter.finetuning.samples
+    datasets = {oid: views.of(dm, name, samples, oid if multi else None, seed) for oid in ids}
     nets, finetune_seconds = segmenter.finetune(datasets, name)
     stems = dm.frame_names(name)
     shown_at = set(overlay_frames(len(stems), overlays))

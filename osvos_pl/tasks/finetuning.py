@@ -37,10 +37,9 @@ class FineTuning:
       :func:`warmup_cosine`); None keeps the lr constant. ``lr`` (None: the optimizer's own)
       is its peak: one-shot fine-tuning has its own lr, apart from the parent's.
 
-    What keeps it from forgetting the parent (docs/method.md#one-shot-that-does-not-forget):
+    What keeps it from forgetting the parent (docs/method.md#one-shot-that-does-not-forget),
+    besides the views of the annotated frame it learns from (``osvos_pl.data.datasets.Views``):
 
-    - ``augment`` (None: the data module's) and ``views``: the views of the annotated frame
-      (``FirstFrames``); random warps fixed once (``views=N``) are cached like the paper's 6.
     - ``l2sp``: the L2-SP penalty ``l2sp * Σ ||w - w_parent||²`` over the trained weights, a
       pull toward the parent's solution (Li et al., ICML 2018).
     """
@@ -56,12 +55,10 @@ class FineTuning:
         scale: float = 1.0,
         scheduler: Callable[[torch.optim.Optimizer, int], object] | None = None,
         lr: float | None = None,
-        augment: str | None = None,
-        views: int = 0,
         l2sp: float = 0.0,
     ):
         self.iterations, self.accumulate = int(iterations), int(accumulate)
-        self.augment, self.views, self.l2sp = augment, int(views), float(l2sp)
+        self.l2sp = float(l2sp)
         if lr is not None:
             optimizer = functools.partial(optimizer, lr=float(lr))
         self.optimizer, self.param_groups, self.loss = optimizer, param_groups, loss
