@@ -1,4 +1,10 @@
-"""osvos-pl: One-Shot Video Object Segmentation with PyTorch Lightning + Hydra."""
+"""osvos-pl: One-Shot Video Object Segmentation with PyTorch Lightning + Hydra.
+
+The commands are the modules at this level: ``python -m osvos_pl`` (``__main__``: parent,
+online, contour), ``predict``, ``evaluate``, ``report``, ``demo`` and ``download``. Everything
+else lives in the layers below them (docs/architecture.md): ``runner`` (what the commands share),
+``stages``, ``tasks``, then ``data``, ``model``, ``metrics``, ``snapping``, and ``utils``.
+"""
 
 import os
 

@@ -1,5 +1,5 @@
-"""Pictures of results: mask overlays (tint + outline), contact sheets, overlay videos, and the
-few overlay PNGs per sequence the online stage leaves beside its predictions."""
+"""Pictures of results: mask overlays (tint + outline), contact sheets, overlay videos, and which
+few frames of a sequence the online stage draws beside its predictions."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from osvos_pl.data.io import davis_palette, read_mask
+from osvos_pl.data.io import davis_palette
 from osvos_pl.utils.atomic import atomic_path
 from osvos_pl.utils.errors import DataError
 
@@ -132,16 +132,3 @@ class ClipPictures:
 def overlay_frames(n: int, count: int) -> list[int]:
     """Up to ``count`` of ``n`` frames worth a look: the first, the middle, the last."""
     return sorted({0, n // 2, n - 1})[:count] if n else []
-
-
-def write_overlays(dm, name: str, predictions: Path, folder: Path, count: int) -> list[Path]:
-    """``folder/<name>/<frame>.png``: a few frames of sequence ``name`` with its prediction tinted
-    and its ground truth outlined in white, beside the predicted masks, so that a run can be
-    judged by eye without W&B. ``dm`` is the online stage's data module (DAVIS or a clip)."""
-    stems, written = dm.frame_names(name), []
-    for i in overlay_frames(len(stems), count):
-        labels = read_mask(predictions / name / f"{stems[i]}.png")
-        path = folder / name / f"{stems[i]}.png"
-        write_image(path, overlay(dm.frame_image(name, i), labels, truth=dm.ground_truth(name, i)))
-        written.append(path)
-    return written
