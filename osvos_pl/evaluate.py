@@ -8,7 +8,8 @@ object (``<seq>`` or, DAVIS 2017, ``<seq>_<k>``) with its J and F mean, recall a
 A DAVIS 2017 root (its splits in ``ImageSets/2017``) is scored with the 2017 semantics
 (``--multi-object``: ids 1..K of frame 0, void 255 as background) without being asked
 (``--single-object`` scores all its objects as one).
-``evaluate_folders`` is the same as a library call.
+``evaluate_folders`` is the same as a library call. Reading and checking the two folders is
+``osvos_pl.data.prediction_folders``; the numbers are ``osvos_pl.metrics``.
 """
 
 from __future__ import annotations
@@ -18,15 +19,20 @@ import csv
 import os
 import sys
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from osvos_pl.data.io import read_mask
+from osvos_pl.data.prediction_folders import (
+    PendingSequence,
+    gt_folder,
+    is_davis2017_root,
+    read_sequences,
+    select_sequences,
+)
 from osvos_pl.metrics import (
     GLOBAL_KEYS,
     STAT_KEYS,
@@ -40,129 +46,14 @@ from osvos_pl.stages.records import now_iso
 from osvos_pl.utils.atomic import atomic_path, atomic_write_json
 from osvos_pl.utils.errors import DataError, OSVOSError
 
-READ_THREADS = min(8, os.cpu_count() or 1)  # PNG decoding releases the GIL
 # Sequences decoded ahead of the one being scored: packed single-object frames are small (50 kB
 # at 480p); multi-object label maps are 8x larger, so only one sequence runs ahead of them.
 PREFETCH = {"packed": 2, "labels": 1}
 
 
-def gt_folder(gt: str | os.PathLike, resolution: str = "480p") -> Path:
-    """The folder holding ``<seq>/`` mask folders: ``gt/Annotations/<resolution>`` or ``gt``."""
-    gt = Path(gt)
-    if not gt.is_dir():
-        raise DataError(f"--gt {gt} is not a folder — pass a DAVIS root or a folder of <seq>/ mask folders")
-    annotations = gt / "Annotations"
-    if annotations.is_dir():
-        folder = annotations / resolution
-        if not folder.is_dir():
-            found = sorted(p.name for p in annotations.iterdir() if p.is_dir())
-            raise DataError(f"{folder} does not exist (found resolutions {found}) — pick one with --resolution")
-        return folder
-    return gt
-
-
-def is_davis2017_root(gt: str | os.PathLike) -> bool:
-    """Whether ``gt`` is a DAVIS 2017 root: its palette annotations come with ``ImageSets/2017``
-    (a DAVIS 2016 root has ``ImageSets/480p``), so its masks hold object ids, not one object."""
-    return (Path(gt) / "ImageSets" / "2017").is_dir()
-
-
-def _mask_folders(root: Path) -> list[str]:
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.png")))
-
-
-def select_sequences(gt_dir: Path, pred_dir: Path, sequences: Sequence[str] | None) -> list[str]:
-    """Sequences to score: the ones asked for (each must exist on both sides), else every GT
-    sequence that has a prediction folder (a note on stderr lists GT sequences left out)."""
-    if not pred_dir.is_dir():
-        raise DataError(f"--pred {pred_dir} is not a folder of <seq>/NNNNN.png predictions")
-    available = _mask_folders(gt_dir)
-    if sequences:
-        for name in sequences:
-            if name not in available:
-                raise DataError(f"sequence {name!r}: no GT masks in {gt_dir / name} — check the name and --gt")
-            if not (pred_dir / name).is_dir():
-                raise DataError(f"sequence {name!r}: no prediction folder {pred_dir / name}")
-        return list(sequences)
-    chosen = [name for name in available if (pred_dir / name).is_dir()]
-    if not chosen:
-        raise DataError(
-            f"none of the {len(available)} GT sequences in {gt_dir} has a prediction folder in "
-            f"{pred_dir} — predictions must be <pred>/<seq>/NNNNN.png"
-        )
-    skipped = [name for name in available if name not in chosen]
-    if skipped:
-        shown = ", ".join(skipped[:10]) + (", ..." if len(skipped) > 10 else "")
-        print(
-            f"note: {len(skipped)} GT sequence(s) have no prediction folder and are not scored: "
-            f"{shown} (name them with --sequences to require them)",
-            file=sys.stderr,
-        )
-    return chosen
-
-
-def _decode(path: Path, packed: bool, optional: bool = False) -> tuple[tuple[int, int], np.ndarray] | None:
-    """``(size, frame)`` of one mask PNG; None if ``optional`` and there is no such file.
-
-    ``frame`` is the ``(H, W) uint8`` labels, or with ``packed`` their ``pack_rows`` (any
-    non-zero label is the object, 8 pixels a byte): all that single-object scoring needs, in an
-    eighth of the memory, packed here in the decoding thread.
-    """
-    if optional and not path.is_file():
-        return None
-    labels = read_mask(path)
-    return labels.shape, pack_rows(labels) if packed else labels
-
-
-class PendingSequence:
-    """One sequence's GT and prediction frames, submitted to a thread pool in frame order."""
-
-    def __init__(self, gt_dir: Path, pred_dir: Path, name: str, pool: ThreadPoolExecutor, packed: bool):
-        self.packed = packed
-        self.gt_paths = sorted((gt_dir / name).glob("*.png"))
-        self.pred_paths = [pred_dir / name / p.name for p in self.gt_paths]
-        self.gt = [pool.submit(_decode, p, packed) for p in self.gt_paths]
-        self.pred = [pool.submit(_decode, p, packed, True) for p in self.pred_paths]
-
-    def result(self) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-        """``(gt, pred, (H, W))``: all N frames stacked (labels, or packed rows), checked in order.
-
-        A missing unscored prediction (frame 0 or N-1) reads as empty; a missing scored one, or
-        any frame whose size differs from GT frame 0, is a DataError naming the files.
-        """
-        gt_frames = [future.result() for future in self.gt]
-        size = gt_frames[0][0]
-        for path, (shape, _) in zip(self.gt_paths, gt_frames):
-            if shape != size:
-                raise DataError(
-                    f"GT {path} is {shape[1]}x{shape[0]} but {self.gt_paths[0]} is "
-                    f"{size[1]}x{size[0]} — all masks of a sequence must have one size"
-                )
-        empty = np.zeros(size, np.uint8)
-        last = len(self.gt_paths) - 1
-        pred_frames = []
-        for i, (path, gt_path, future) in enumerate(zip(self.pred_paths, self.gt_paths, self.pred)):
-            decoded = future.result()
-            if decoded is None:
-                if 0 < i < last:
-                    raise DataError(
-                        f"prediction missing: {path} (GT frame {gt_path}) — every annotated frame "
-                        "but the first and the last needs a prediction PNG with the GT frame's name"
-                    )
-                decoded = size, pack_rows(empty) if self.packed else empty
-            shape, frame = decoded
-            if shape != size:
-                raise DataError(
-                    f"prediction {path} is {shape[1]}x{shape[0]} but its GT {gt_path} is "
-                    f"{size[1]}x{size[0]} — predictions must have the annotation's size (no "
-                    "resizing is done)"
-                )
-            pred_frames.append(frame)
-        return np.stack([frame for _, frame in gt_frames]), np.stack(pred_frames), size
-
-
-def _score(sequence: PendingSequence, name: str, multi_object: bool) -> dict[str, dict[str, np.ndarray]]:
+def _score(sequence: PendingSequence, multi_object: bool) -> dict[str, dict[str, np.ndarray]]:
     """``{object name: {"J", "F"}}`` of one loaded sequence."""
+    name = sequence.name
     gt, pred, size = sequence.result()
     if not multi_object:
         return {name: evaluate_sequence_rows(gt, pred, size, name=name)[1]}
@@ -182,22 +73,15 @@ def score_sequences(
 ) -> Iterator[tuple[int, dict[str, dict[str, np.ndarray]]]]:
     """Per sequence: ``(scored frames, {object name: {"J", "F"}})``, with a progress bar.
 
-    PNG decoding is most of the work: the pool decodes the next sequences (``PREFETCH``) while
-    this thread scores the current one (both release the GIL), so every core stays busy.
     Single-object frames are packed as they are decoded (``evaluate_sequence_rows``).
     """
-    packed = not multi_object
-    ahead = PREFETCH["packed" if packed else "labels"]
-    pool = ThreadPoolExecutor(READ_THREADS)
-    pending: deque[PendingSequence] = deque()
-    try:
-        for i, name in enumerate(tqdm(names, desc="evaluating", unit="seq")):
-            while len(pending) <= ahead and i + len(pending) < len(names):
-                pending.append(PendingSequence(gt_dir, pred_dir, names[i + len(pending)], pool, packed))
-            sequence = pending.popleft()
-            yield len(sequence.gt_paths) - 2, _score(sequence, name, multi_object)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    if multi_object:
+        sequences = read_sequences(gt_dir, pred_dir, names, PREFETCH["labels"])
+    else:
+        sequences = read_sequences(gt_dir, pred_dir, names, PREFETCH["packed"], encode=pack_rows)
+    with closing(sequences):  # stops the decoding threads as soon as scoring stops
+        for sequence in tqdm(sequences, total=len(names), desc="evaluating", unit="seq"):
+            yield len(sequence.gt_paths) - 2, _score(sequence, multi_object)
 
 
 def _evaluate(pred_dir: Path, gt_dir: Path, resolution: str, sequences, multi_object: bool):

@@ -1,0 +1,1 @@
+"""The pieces of ``benchmarks/bench_pipeline.py``: variants, timing, peak, measurements, report."""
