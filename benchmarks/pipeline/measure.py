@@ -126,7 +126,7 @@ def measure_finetune(variant: Variant, scale: float, iterations: int, root: Path
     it) for ``iterations`` updates on car-shadow frame 0."""
     from hydra.utils import instantiate
 
-    from osvos_pl.runner.run import build_datamodule, build_engine
+    from osvos_pl.stages.assembly import build_datamodule, build_engine
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = compose([

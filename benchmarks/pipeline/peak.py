@@ -66,17 +66,23 @@ def measure_peak(device: torch.device, repeat: int, quick: bool) -> dict:
 
 
 def count_flops(hw: tuple[int, int]) -> dict:
-    """FLOPs per frame of a training step (forward with sides + backward) and of inference."""
+    """FLOPs per frame of a training step (forward with sides + backward) and of inference.
+
+    Counted on fake CPU tensors (shapes only, no arithmetic): the meta device cannot run the
+    network, whose upsampling leaves autocast for its device type, and ``meta`` has none.
+    """
+    from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.utils.flop_counter import FlopCounterMode
 
-    with torch.device("meta"):
+    fake = FakeTensorMode()
+    with fake:
         net = OSVOSNet(init="port")
         x = torch.empty(1, 3, *hw)
         target = torch.zeros(1, 1, *hw)
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False) as counter, fake:
         loss = sum(class_balanced_bce(o, target, "mean") for o in net(x))
         loss.backward()
     train = counter.get_total_flops()
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
+    with FlopCounterMode(display=False) as counter, fake, torch.no_grad():
         net.forward_fused(x)
     return {"train": train, "infer": counter.get_total_flops()}
