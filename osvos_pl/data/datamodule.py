@@ -124,6 +124,14 @@ class DAVISDataModule(pl.LightningDataModule):
         eval_h, train_h = _height(self.resolution), _height(self.train_index.resolution)
         return self.scale * eval_h / train_h if eval_h and train_h else self.scale
 
+    def training_data(self) -> str | None:
+        """Where the training frames come from, where that is not the evaluated data (None)."""
+        if self.train_index is self.index:
+            return None
+        return (f"{self.train_data_root} at {self.train_index.resolution}, scale "
+                f"{self.training_scale:.3g} (validation: {self.data_root} at {self.resolution}, "
+                f"scale {self.scale:.3g})")
+
     @property
     def data_root(self) -> Path:
         return self.index.root
@@ -143,17 +151,18 @@ class DAVISDataModule(pl.LightningDataModule):
         return self.index.resolve(self.sequences, self.eval_split)
 
     def check(self, names: Sequence[str], require_masks: str, first_mask_nonempty: bool,
-              index: DAVISIndex | None = None) -> None:
-        """Validate sequences of ``index`` (default: the evaluated one) before any training
-        (see ``validate_sequence``). The online check (``require_masks="first"``) decodes each
-        first annotation once, here, for the whole run (``annotated``)."""
+              training: bool = False) -> None:
+        """Validate sequences of the evaluated data (``training``: of the training data) before
+        any training (see ``validate_sequence``). The online check (``require_masks="first"``)
+        decodes each first annotation once, here, for the whole run (``annotated``)."""
         if self.validate == "none":
             return
+        index = self.train_index if training else self.index
         for name in names:
-            first = self.annotated(name, 0)[1] if require_masks == "first" and index is None \
+            first = self.annotated(name, 0)[1] if require_masks == "first" and not training \
                 else None
             validate_sequence(
-                (index or self.index).sequence(name), self.year, require_masks=require_masks,
+                index.sequence(name), self.year, require_masks=require_masks,
                 decode=self.validate == "full", first_mask_nonempty=first_mask_nonempty,
                 first_mask=first,
             )

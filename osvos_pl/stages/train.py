@@ -25,7 +25,7 @@ from osvos_pl.stages.assembly import (
     on_generated_data,
     progress_bars,
 )
-from osvos_pl.stages.contour import evaluate_contours
+from osvos_pl.stages.contour_scores import evaluate_contours
 from osvos_pl.stages.engine import Engine
 from osvos_pl.stages.records import global_from_sequences
 from osvos_pl.tasks.callbacks import CheckpointOnSigterm, TrainedOn
@@ -71,17 +71,14 @@ def prepare_training(cfg: DictConfig, output_dir: Path) -> Callable[[list], dict
     (``<stage>.plan``); returns the job the runner starts once the loggers exist."""
     stage, settings = cfg.stage, cfg[cfg.stage]
     dm = build_datamodule(cfg)
-    dm.check(dm.train_names(), require_masks="all", first_mask_nonempty=False,
-             index=dm.train_index)
+    dm.check(dm.train_names(), require_masks="all", first_mask_nonempty=False, training=True)
     dm.check(dm.eval_names(), require_masks="all", first_mask_nonempty=False)
     if dm.target == "contour_maps":  # map sizes from the PNG headers, before any training
         dm.check_training_maps()
     log_data(cfg, dm, f"{len(dm.train_names())} training / {len(dm.eval_names())} validation "
                       "sequences")
-    if dm.train_index is not dm.index:
-        log.info("training data: %s at %s, scale %.3g (validation: %s at %s, scale %.3g)",
-                 dm.train_data_root, dm.train_index.resolution, dm.training_scale,
-                 dm.data_root, dm.resolution, dm.scale)
+    if dm.training_data():
+        log.info("training data: %s", dm.training_data())
     net = instantiate(cfg.model)
     follow_weights(cfg, dm, net.normalization)
     task = instantiate(cfg.task, net=net, normalization=dm.normalization_name)
