@@ -46,7 +46,7 @@ def box_prior(grabcut: GrabCut, value: str | None, overrides: Sequence[str],
         _PRIORS.clear()  # one parent in memory at a time
         cfg = predict_config([*overrides, f"parent_ckpt={value}"], work)
         net = instantiate(cfg.model, weights=None)
-        loaded = load_checkpoint(net, cfg.parent_ckpt)
+        loaded = load_checkpoint(net, cfg.parent_ckpt, cache_dir=cfg.paths.cache_dir)
         _PRIORS[key] = net, get_normalization(loaded.normalization or net.normalization)
     net, normalization = _PRIORS[key]
     return parent_prior(net, normalization, image, int(grabcut.prior_height))

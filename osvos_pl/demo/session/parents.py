@@ -38,7 +38,7 @@ def parent_choice(value: str | None, backbone: str | None) -> ParentChoice:
     """What running with the parent ``value`` really means, with predict's ``model.weights``
     ``backbone`` for the no-parent case (a file is read only for its ``trained_on``)."""
     from osvos_pl.model.checkpoint import read_trained_on, unsuited_for_real_frames
-    from osvos_pl.model.convert import PARENT
+    from osvos_pl.model.releases import PARENT
     from osvos_pl.model.shipped import SHIPPED
     from osvos_pl.utils.errors import OSVOSError
 
