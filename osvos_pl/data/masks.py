@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
 from osvos_pl.data.davis import VOID, VideoSequence
-from osvos_pl.data.io import read_image, read_mask
+from osvos_pl.data.io import image_size, read_image, read_mask
 from osvos_pl.utils.errors import DataError
 
 
@@ -36,14 +35,6 @@ def eval_labels(labels: np.ndarray, year: int) -> np.ndarray:
     return out
 
 
-def _size(path) -> tuple[int, int]:
-    try:
-        with Image.open(path) as im:
-            return im.size[1], im.size[0]
-    except (OSError, SyntaxError) as exc:
-        raise DataError(f"cannot read {path}: {exc} — the file is corrupt; re-extract it") from exc
-
-
 def validate_sequence(
     seq: VideoSequence,
     year: int,
@@ -61,7 +52,7 @@ def validate_sequence(
     2017 masks use no ids beyond frame 0's objects, the first mask is non-empty if asked.
     ``first_mask``: frame 0's mask already decoded by the caller (not read again).
     """
-    hw = _size(seq.frames[0])
+    hw = image_size(seq.frames[0])
     wanted = _masks_to_check(seq, require_masks)
     _check_frame_sizes(seq, hw, decode)
     first_ids: list[int] | None = None
@@ -95,7 +86,7 @@ def _masks_to_check(seq: VideoSequence, require_masks: str) -> list[int]:
 def _check_frame_sizes(seq: VideoSequence, hw: tuple[int, int], decode: bool) -> None:
     """Every frame has frame 0's size ``hw``; ``decode`` reads each one whole, not its header."""
     for frame in seq.frames:
-        fhw = read_image(frame).shape[:2] if decode else _size(frame)
+        fhw = read_image(frame).shape[:2] if decode else image_size(frame)
         if fhw != hw:
             raise DataError(
                 f"sequence {seq.name!r}: frame {frame} is {fhw[1]}x{fhw[0]} but frame "
@@ -106,7 +97,7 @@ def _check_frame_sizes(seq: VideoSequence, hw: tuple[int, int], decode: bool) ->
 
 def _check_mask_size(path, labels: np.ndarray | None, frame, hw: tuple[int, int]) -> None:
     """The mask has its frame's size (from ``labels`` if decoded, else the file header)."""
-    mhw = labels.shape[:2] if labels is not None else _size(path)
+    mhw = labels.shape[:2] if labels is not None else image_size(path)
     if mhw != hw:
         raise DataError(
             f"mask {path} is {mhw[1]}x{mhw[0]} but its frame {frame} is "
