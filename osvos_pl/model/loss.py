@@ -81,3 +81,40 @@ def class_balanced_bce(
     if reduction == "mean":
         per_image = per_image / pixels
     return per_image.mean()
+
+
+def class_balanced_ce(logits: torch.Tensor, target: torch.Tensor,
+                      reduction: str = "sum") -> torch.Tensor:
+    """Class-balanced softmax cross-entropy of ``(B, C, H, W)`` logits (background and C - 1
+    objects) against ``(B, 1, H, W)`` or ``(B, H, W)`` class indices (``online.objects=joint``).
+
+    Balanced as :func:`class_balanced_bce` is, per image: class c, of pixel share s_c, weighs
+    ``w_c = (1 / s_c) / Σ_j (1 / s_j)`` over the classes present (an absent class weighs 0), so
+    every present class carries the same total weight. With two classes ``w_1 = s_0`` and
+    ``w_0 = s_1``: the binary loss's weights, and for logits ``[0, x]`` exactly
+    ``class_balanced_bce(x)``. An image of one class contributes zero loss, as there.
+    ``reduction`` as :func:`class_balanced_bce` (``"sum"`` over pixels, or ``"mean"``), then the
+    batch mean. Returns a scalar tensor.
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction={reduction!r} is unknown; choose one of {REDUCTIONS}")
+    labels = target[:, 0] if target.dim() == 4 else target
+    if logits.dim() != 4 or labels.shape != (logits.shape[0], *logits.shape[2:]):
+        raise ValueError(f"logits {tuple(logits.shape)} must be (B, C, H, W) and target "
+                         f"{tuple(target.shape)} (B, 1, H, W) or (B, H, W) class indices")
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    classes, labels = logits.shape[1], labels.round().long()
+    if labels.min() < 0 or labels.max() >= classes:
+        raise ValueError(f"target holds class indices outside 0..{classes - 1}")
+    pixels = labels[0].numel()
+    counts = F.one_hot(labels.flatten(1), classes).sum(1).to(logits.dtype)  # (B, C)
+    inverse = torch.where(counts > 0, pixels / counts.clamp(min=1), torch.zeros_like(counts))
+    weights = inverse / inverse.sum(1, keepdim=True)
+    if (counts > 0).sum(1).min() < 2:  # an image of one class: no balance to learn
+        weights = torch.where((counts > 0).sum(1, keepdim=True) < 2, 0.0, weights)
+    per_pixel = F.cross_entropy(logits, labels, reduction="none")  # (B, H, W)
+    weight = torch.gather(weights, 1, labels.flatten(1)).view_as(per_pixel)
+    per_image = (weight * per_pixel).sum(dim=(1, 2))
+    if reduction == "mean":
+        per_image = per_image / pixels
+    return per_image.mean()

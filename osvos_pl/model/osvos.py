@@ -216,3 +216,30 @@ def native_probabilities(logits: torch.Tensor, size: tuple[int, int]) -> torch.T
     whatever precision the network ran in.
     """
     return torch.sigmoid(F.interpolate(logits.float(), size=tuple(size), mode="bilinear"))[:, 0]
+
+
+def widen_head(net: OSVOSNet, objects: int) -> OSVOSNet:
+    """``net`` (in place) with a fused head of ``objects + 1`` classes, background first, for one
+    fine-tuning of all a sequence's objects (``online.objects=joint``): every object's logit
+    starts as the binary fused logit (its weights and bias), the background's at 0. Softmax over
+    ``[0, x, ..., x]`` gives each object ``σ(x)`` when it is the only one (K = 1: the binary
+    network exactly)."""
+    if objects < 1:
+        raise ValueError(f"a joint head needs at least one object, got {objects}")
+    old = net.fuse
+    if old.out_channels != 1:
+        raise ValueError(f"widen_head expects a binary fused head, got {old.out_channels} outputs")
+    head = nn.Conv2d(old.in_channels, objects + 1, 1).to(old.weight.device, old.weight.dtype)
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+        head.weight[1:] = old.weight
+        head.bias[1:] = old.bias
+    net.fuse = head
+    return net
+
+
+def native_class_probabilities(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``(B, C, h, w)`` class logits → ``(B, C, H, W)`` float32 softmax at ``size = (H, W)``, by
+    the rule of :func:`native_probabilities`: logits resized bilinearly, then normalised."""
+    return torch.softmax(F.interpolate(logits.float(), size=tuple(size), mode="bilinear"), dim=1)

@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from osvos_pl.data.cache import MODES as DECODE_CACHES
 from osvos_pl.model.loss import CALIBRATIONS
+from osvos_pl.tasks.joint import OBJECT_MODES
 from osvos_pl.tasks.schedules import SIDE_SCHEDULES
 from osvos_pl.utils.errors import ConfigError
 
@@ -93,6 +94,9 @@ def validate_config(cfg: DictConfig, stages: Container[str]) -> None:
         raise ConfigError(f"online.calibration={cfg.online.calibration!r}; choose "
                           f"{', '.join(CALIBRATIONS)}")
     _number(cfg, "online.l2sp", float, 0.0)
+    if cfg.online.get("objects", "per-object") not in OBJECT_MODES:
+        raise ConfigError(f"online.objects={cfg.online.objects!r}; choose "
+                          f"{', '.join(OBJECT_MODES)}")
     source = cfg.contour.source
     if source not in CONTOUR_SOURCES:
         raise ConfigError(f"contour.source={source!r}; choose {', '.join(CONTOUR_SOURCES)}")

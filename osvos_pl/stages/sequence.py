@@ -18,6 +18,7 @@ from osvos_pl.data.io import write_mask
 from osvos_pl.data.overlays import overlay, overlay_frames, write_image
 from osvos_pl.data.source import VideoSource
 from osvos_pl.metrics import evaluate_sequence, object_row
+from osvos_pl.tasks.joint import joint_views
 from osvos_pl.tasks.segmenter import OneShotSegmenter
 from osvos_pl.utils.signals import stop_if_signalled
 
@@ -30,22 +31,20 @@ FrameHook = Callable[[str, dict, np.ndarray], None]
 def segment_sequence(segmenter: OneShotSegmenter, dm: VideoSource, name: str, output_dir: Path,
                      seed: int, views: Views, predictions: str = "predictions",
                      overlays: int = 3, on_frame: FrameHook | None = None) -> dict:
-    """Fine-tune (per object), predict, snap, write PNGs and a few overlays (``overlays/``:
-    the prediction tinted, the ground truth outlined); return the sequence's record.
+    """Fine-tune (per object, or once for all objects: ``online.objects=joint``), predict, snap,
+    write PNGs and a few overlays (``overlays/``: the prediction tinted, the ground truth
+    outlined); return the sequence's record.
 
     Re-seeded per sequence, so a sequence scores the same alone (one job per sequence) as
     inside a run over many. Every frame comes once from the stream, with its annotation.
     """
     pl.seed_everything(seed, workers=True, verbose=False)
     ids, multi = dm.object_ids(name), dm.is_multi_object(name)
-    samples = segmenter.finetuning.samples
-    datasets = {oid: views.of(dm, name, samples, oid if multi else None, seed) for oid in ids}
-    nets, finetune_seconds = segmenter.finetune(datasets, name)
+    nets, finetune_seconds, foreground = _finetune(segmenter, dm, name, views, seed)
     stems = dm.frame_names(name)
     shown_at = set(overlay_frames(len(stems), overlays))
     start = time.perf_counter()
     pred, gt, unsnapped = {}, {}, Counter()
-    foreground = {oid: ds.foreground for oid, ds in datasets.items()}
     for item, labels in segmenter.segment(nets, dm.sequence_dataloader(name), sequence=name,
                                           foreground=foreground):
         stop_if_signalled()  # a stop noted during the fine-tuning's last update
@@ -83,6 +82,20 @@ def segment_sequence(segmenter: OneShotSegmenter, dm: VideoSource, name: str, ou
         objects = {f"{name}_{oid}" if multi else name: object_row(jf["J"], jf["F"])
                    for oid, jf in per_object.items()}
     return {"sequence": name, "objects": objects, "timing": timing}
+
+
+def _finetune(segmenter: OneShotSegmenter, dm: VideoSource, name: str, views: Views,
+              seed: int) -> tuple[object, float, dict | None]:
+    """The sequence's network(s), their fine-tuning seconds and each object's share of the
+    annotated frame (per object; None for the joint network, ``osvos_pl.tasks.joint``)."""
+    ids, multi = dm.object_ids(name), dm.is_multi_object(name)
+    samples = segmenter.finetuning.samples
+    if segmenter.objects == "joint":
+        dataset = joint_views(views, dm, name, samples, ids, multi, seed)
+        return (*segmenter.finetune_joint(dataset, ids, name), None)
+    datasets = {oid: views.of(dm, name, samples, oid if multi else None, seed) for oid in ids}
+    nets, seconds = segmenter.finetune(datasets, name)
+    return nets, seconds, {oid: ds.foreground for oid, ds in datasets.items()}
 
 
 _REASONS = {

@@ -1,9 +1,11 @@
 """The one-shot method on a sequence: fine-tune a copy of the parent per object, segment a
 stream of frames, snap to contours, merge objects (docs/method.md#one-shot-fine-tuning).
 
-DAVIS 2017 and users' multi-object masks: one network per object, each pixel to the object
-with the highest probability, background where no probability passes the threshold (the
-authors' advice for several objects, docs/method.md#several-objects).
+DAVIS 2017 and users' multi-object masks (docs/method.md#several-objects): ``per-object`` (the
+paper's): one network per object, each pixel to the object with the highest probability,
+background where no probability passes the threshold (the authors' advice for several objects);
+``joint``: one network with a K+1-class head for all of them, each pixel to the most probable
+class (``osvos_pl.tasks.joint``).
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from pytorch_lightning.loggers import Logger
 from torch.utils.data import DataLoader, Dataset
 
 from osvos_pl.model.loss import CALIBRATIONS, balanced_to_posterior
-from osvos_pl.model.osvos import STAGE_ENDS, freeze_stages, native_probabilities
+from osvos_pl.model.osvos import freeze_stages, widen_head
 from osvos_pl.model.prefix import FrozenPrefix, resolve_prefix_mode
 from osvos_pl.snapping import MASK_THRESHOLD, MIN_SUPERPIXELS, UCM_THRESHOLD, snap_objects
 from osvos_pl.tasks.contour_sources import ContourSource
 from osvos_pl.tasks.finetuning import FineTuning, FineTuningTask, TrunkPrefixes
+from osvos_pl.tasks.joint import OBJECT_MODES, JointNetwork, blend_parent
 from osvos_pl.tasks.loggers import PrefixedLogger
+from osvos_pl.tasks.networks import object_maps, shared_stages
 from osvos_pl.utils.errors import ConfigError
 
 
@@ -53,6 +57,11 @@ class OneShotSegmenter:
     ``int8``, or ``auto``. A compiled or int8 prefix is built once, at its first use, from the
     parent, and serves the fine-tuning views and every frame; ``prefix_images`` (a callable
     returning normalised image batches, e.g. the run's annotated frames) calibrates int8.
+
+    ``objects`` (``online.objects``): ``per-object`` (:meth:`finetune`, one binary network per
+    object) or ``joint`` (:meth:`finetune_joint`, one network whose head scores background and
+    every object, trained with ``joint_loss``; the merge is the argmax over the K + 1 classes,
+    ``threshold`` is not used but with snapping).
     """
 
     def __init__(
@@ -73,7 +82,15 @@ class OneShotSegmenter:
         share_trunk: bool = True,
         prefix: str = "eager",
         prefix_images: Callable[[], list[torch.Tensor]] | None = None,
+        objects: str = "per-object",
+        joint_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ):
+        if objects not in OBJECT_MODES:
+            raise ConfigError(f"online.objects={objects!r}; choose one of {OBJECT_MODES}")
+        if objects == "joint" and (calibration != "none" or joint_loss is None):
+            raise ConfigError("online.objects=joint needs online.calibration=none (the prior "
+                              "calibration is per object) and a joint_loss")
+        self.objects, self.joint_loss = objects, joint_loss
         self.finetuning, self.threshold = finetuning, float(threshold)
         self.ucm_threshold, self.snap_mask_threshold = float(ucm_threshold), float(snap_mask_threshold)
         self.min_superpixels = int(min_superpixels)
@@ -134,10 +151,26 @@ class OneShotSegmenter:
             seconds += time.perf_counter() - start if self.finetuning.iterations else 0.0
         return nets, seconds
 
+    def finetune_joint(self, dataset: Dataset, ids: Sequence[int], name: str = "",
+                       ) -> tuple[JointNetwork, float]:
+        """One fine-tuned copy of the parent for all objects ``ids``, its fused head widened to
+        K + 1 classes (``widen_head``), on ``dataset``'s class-index views with ``joint_loss``;
+        returns it and its seconds. ``iterations=0``: the widened parent (every object ties)."""
+        start = time.perf_counter()
+        self._finetunings += 1
+        ft = copy.copy(self.finetuning)
+        ft.loss = self.joint_loss
+        net = self.finetune_object(dataset, name or f"sequence{self._finetunings}",
+                                   net=widen_head(copy.deepcopy(self.parent), len(ids)), ft=ft)
+        seconds = time.perf_counter() - start if ft.iterations else 0.0
+        return JointNetwork(net, list(ids)), seconds
+
     def finetune_object(self, dataset: Dataset, key: str = "",
-                      prefixes: TrunkPrefixes | None = None) -> torch.nn.Module:
-        net = copy.deepcopy(self.parent)
-        ft = self.finetuning
+                        prefixes: TrunkPrefixes | None = None, net: torch.nn.Module | None = None,
+                        ft: FineTuning | None = None) -> torch.nn.Module:
+        """``net`` (a copy of the parent) fine-tuned on ``dataset`` by ``ft`` (``finetuning``)."""
+        net = copy.deepcopy(self.parent) if net is None else net
+        ft = ft or self.finetuning
         if ft.iterations == 0:
             return net
         freeze_stages(net, ft.frozen_stages)
@@ -158,19 +191,21 @@ class OneShotSegmenter:
 
     def probabilities(self, net: torch.nn.Module, image: torch.Tensor,
                       native: tuple[int, int]) -> np.ndarray:
-        """``(B, 3, h, w)`` → ``(B, H, W)`` float32 foreground probability at native size."""
+        """``(B, 3, h, w)`` → ``(K, B, H, W)`` float32 object probabilities at native size (K = 1
+        for a binary network)."""
         with self.engine.autocast():
             logits = net.forward_fused(image)
-        return native_probabilities(logits, native).cpu().numpy()
+        return object_maps(logits, native)
 
     def object_probabilities(self, nets: Sequence[torch.nn.Module], image: torch.Tensor,
                              native: tuple[int, int], shared: int = 0,
                              prefix: FrozenPrefix | None = None) -> np.ndarray:
-        """``(K, B, H, W)`` float32 probabilities of K networks whose first ``shared`` VGG stages
-        are the same (``shared_stages``): those stages run once, in ``prefix`` as far as it
-        goes (a frozen prefix of the nets' common stages), the rest on the first network."""
+        """``(K, B, H, W)`` float32 probabilities of the objects of networks whose first ``shared``
+        VGG stages are the same (``shared_stages``): those stages run once, in ``prefix`` as far
+        as it goes (a frozen prefix of the nets' common stages), the rest on the first network.
+        A binary network gives one object, a joint one its K (``object_maps``)."""
         if not shared and prefix is None:
-            return np.stack([self.probabilities(net, image, native) for net in nets])
+            return np.concatenate([self.probabilities(net, image, native) for net in nets])
         size = (image.shape[-2], image.shape[-1])
         with self.engine.autocast():
             if prefix is None:
@@ -180,39 +215,35 @@ class OneShotSegmenter:
                 if shared > start:
                     start, (taps, x) = shared, nets[0].trunk_stages(taps, x, start, shared)
             logits = [net.forward_fused_from(taps, x, start, size) for net in nets]
-        return np.stack([native_probabilities(lg, native).cpu().numpy() for lg in logits])
+        return np.concatenate([object_maps(lg, native) for lg in logits])
 
     @torch.inference_mode()
     def segment(
-        self, nets: Mapping[int, torch.nn.Module], batches: Iterable[dict], sequence: str = "",
-        foreground: Mapping[int, float] | None = None,
+        self, nets: Mapping[int, torch.nn.Module] | JointNetwork, batches: Iterable[dict],
+        sequence: str = "", foreground: Mapping[int, float] | None = None,
     ) -> Iterator[tuple[dict, np.ndarray]]:
         """Yield ``(item, (H, W) uint8 labels)`` per frame in stream order.
 
-        ``item`` holds the batch entries of that frame (``frame``, and ``raw`` when the loader
-        provides it) and ``snapped``: None without contours, else ``"snapped"`` or why the frame
-        was left as it is (``"no-map"``, or a skip of ``osvos_pl.snapping.snap_objects``).
-        With ``calibration="prior"``, each object's probabilities are first turned into
-        posteriors under its share of the annotated frame, ``foreground[id]``
-        (``balanced_to_posterior``): the balanced loss's bias toward large masks undone
-        before thresholding, snapping and merging.
+        ``nets``: one binary network per object id (``finetune``) or one ``JointNetwork``
+        (``finetune_joint``). ``item`` holds the batch entries of that frame (``frame``, and
+        ``raw`` when the loader provides it) and ``snapped``: None without contours, else
+        ``"snapped"`` or why the frame was left as it is (``"no-map"``, or a skip of
+        ``osvos_pl.snapping.snap_objects``). With ``calibration="prior"``, each object's
+        probabilities are first turned into posteriors under its share of the annotated frame,
+        ``foreground[id]`` (``balanced_to_posterior``): the balanced loss's bias toward large
+        masks undone before thresholding, snapping and merging.
         """
-        ids = np.array(list(nets), np.uint8)
+        joint = isinstance(nets, JointNetwork)
+        ids = np.array(nets.ids if joint else list(nets), np.uint8)
         shares = None
         if self.calibration == "prior":
             if foreground is None or set(foreground) != set(nets):
                 raise ConfigError("online.calibration=prior needs the annotated frame's "
                                   "foreground share of every object")
             shares = [foreground[oid] for oid in nets]
-        layout = torch.channels_last if self.engine.nhwc_inference else torch.preserve_format
         blend = self.parent_weight > 0 and self.finetuning.iterations > 0
-        networks = [*nets.values(), self.parent] if blend else list(nets.values())
-        for net in networks:
-            net.eval().to(self.engine.device, memory_format=layout)
-        shared = shared_stages(networks) if self.share_trunk and len(networks) > 1 else 0
-        prefix = self.frozen_prefix
-        if prefix is not None and shared_stages([*networks, self.parent]) < prefix.stages:
-            prefix = None  # networks not made from this parent: each runs its own stages
+        networks = [nets.net] if joint else list(nets.values())
+        networks, shared, prefix = self._inference_networks(networks + [self.parent] * blend)
         for batch in batches:
             image = batch["image"].to(self.engine.device, non_blocking=True)
             if self.engine.nhwc_inference:
@@ -221,40 +252,46 @@ class OneShotSegmenter:
             probs = self.object_probabilities(networks, image, native, shared, prefix)
             if blend:
                 w = self.parent_weight
-                probs = (1 - w) * probs[:-1] + w * probs[-1:]
+                probs = (blend_parent(probs[:-1], probs[-1], w) if joint
+                         else (1 - w) * probs[:-1] + w * probs[-1:])
             if shares is not None:
                 probs = np.stack([balanced_to_posterior(p, f) for p, f in zip(probs, shares)])
-            snapped = [None] * probs.shape[1]
-            if self.contours is not None:
-                for b, edges in enumerate(self.contours(sequence, batch, image, native)):
-                    if edges is None:
-                        snapped[b] = "no-map"
-                        continue
-                    probs[:, b], status = snap_objects(
-                        probs[:, b], edges, self.ucm_threshold, self.snap_mask_threshold,
-                        self.threshold, self.min_superpixels)
-                    snapped[b] = status.value
-            best, owner = probs.max(0), probs.argmax(0)
-            labels = np.where(best > self.threshold, ids[owner], 0).astype(np.uint8)
+            snapped = self._snap(probs, sequence, batch, image, native)
+            # joint: the argmax over the K + 1 classes (background: 1 - the objects' sum)
+            floor = 1 - probs.sum(0) if joint and self.contours is None else self.threshold
+            labels = np.where(probs.max(0) > floor, ids[probs.argmax(0)], 0).astype(np.uint8)
             for b in range(labels.shape[0]):
                 item = {k: (v[b] if isinstance(v, (torch.Tensor, list)) else v)
                         for k, v in batch.items() if k != "image"}
                 item["snapped"] = snapped[b]
                 yield item, labels[b]
 
+    def _inference_networks(self, networks: list[torch.nn.Module],
+                            ) -> tuple[list[torch.nn.Module], int, FrozenPrefix | None]:
+        """``networks`` in eval mode on the device, the VGG stages they share and the frozen
+        prefix that runs them (None where they were not made from this parent)."""
+        layout = torch.channels_last if self.engine.nhwc_inference else torch.preserve_format
+        for net in networks:
+            net.eval().to(self.engine.device, memory_format=layout)
+        shared = shared_stages(networks) if self.share_trunk and len(networks) > 1 else 0
+        prefix = self.frozen_prefix
+        if prefix is not None and shared_stages([*networks, self.parent]) < prefix.stages:
+            prefix = None  # networks not made from this parent: each runs its own stages
+        return networks, shared, prefix
 
-def shared_stages(nets: Sequence[torch.nn.Module]) -> int:
-    """How many leading VGG stages (0-5) all ``nets`` have with equal weights: the stages
-    fine-tuning kept frozen (``online.frozen_stages``), all five for copies of the parent (-OS).
-    Compared by value, so a stage is shared only where sharing cannot change a mask; on the first
-    network's device (the parent may stay on the CPU while its copies run on a GPU)."""
-    first = [dict(layer.named_parameters()) for layer in nets[0].trunk.features]
-    others = [list(net.trunk.features) for net in nets[1:]]
-    for stage, end in enumerate(STAGE_ENDS):
-        begin = STAGE_ENDS[stage - 1] if stage else 0
-        for i in range(begin, end):
-            for layers in others:
-                params = dict(layers[i].named_parameters())
-                if any(not torch.equal(w, params[n].to(w.device)) for n, w in first[i].items()):
-                    return stage
-    return len(STAGE_ENDS)
+    def _snap(self, probs: np.ndarray, sequence: str, batch: dict, image: torch.Tensor,
+              native: tuple[int, int]) -> list[str | None]:
+        """Snap ``(K, B, H, W)`` ``probs`` in place to each frame's contours; per frame, None
+        (no contours), ``"snapped"`` or why it was left as it is."""
+        snapped = [None] * probs.shape[1]
+        if self.contours is None:
+            return snapped
+        for b, edges in enumerate(self.contours(sequence, batch, image, native)):
+            if edges is None:
+                snapped[b] = "no-map"
+                continue
+            probs[:, b], status = snap_objects(
+                probs[:, b], edges, self.ucm_threshold, self.snap_mask_threshold,
+                self.threshold, self.min_superpixels)
+            snapped[b] = status.value
+        return snapped
