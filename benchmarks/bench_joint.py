@@ -143,14 +143,15 @@ def run(args, segmenter, dm, views, ids, ks) -> tuple[list, dict]:
     nets, times, joint, rows, shown = {}, {}, {}, [], {}
     for k in ks:
         pl.seed_everything(args.seed + 1000 * k, workers=True, verbose=False)
-        joint[k] = finetune_joint(segmenter, dm, views, args, ids[:k])
-        for oid, net, t in per_object:
+        if "joint" in args.modes:
+            joint[k] = finetune_joint(segmenter, dm, views, args, ids[:k])
+        for oid, net, t in per_object if "per-object" in args.modes else ():
             nets[oid], times[oid] = net, t
             if len(nets) == k:
                 break
     for k in ks:
         row = {"objects": k}
-        for mode in (MODES if k % 2 else MODES[::-1]):  # alternate which goes first
+        for mode in (args.modes if k % 2 else args.modes[::-1]):  # alternate which goes first
             subset = joint[k][0] if mode == "joint" else {o: nets[o] for o in ids[:k]}
             (pred, truth, raw), inference = segment(segmenter, dm, args, subset)
             parts = [joint[k][1]] if mode == "joint" else [times[o] for o in ids[:k]]
@@ -164,13 +165,16 @@ def run(args, segmenter, dm, views, ids, ks) -> tuple[list, dict]:
                          **score(pred, truth, k)}
             if k == max(ks):
                 shown[mode] = (pred, truth, raw)
-        row["ratio"] = row["joint"]["sequence_seconds"] / row["per-object"]["sequence_seconds"]
+        if len(args.modes) == 2:
+            row["ratio"] = (row["joint"]["sequence_seconds"]
+                            / row["per-object"]["sequence_seconds"])
         rows.append(row)
         print(f"K={k}: " + "; ".join(
             f"{m} J&F {row[m]['J&F']:.3f} (J {row[m]['J']:.3f}, F {row[m]['F']:.3f}), "
             f"{row[m]['sequence_seconds']:.1f} s (fine-tuning {row[m]['finetune_seconds']:.1f}, "
             f"inference {row[m]['inference_seconds']:.1f}), swapped {row[m]['swapped_share']:.3f}"
-            for m in MODES) + f"; time ratio joint/per-object {row['ratio']:.2f}", flush=True)
+            for m in args.modes) + f"; time ratio joint/per-object {row.get('ratio', 0):.2f}",
+              flush=True)
     return rows, shown
 
 
@@ -205,12 +209,15 @@ def parse_args() -> argparse.Namespace:
                         default=SHARED / "weights/vgg16_imagenet_features_torchvision.pth")
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--override", action="append", default=[], help="extra config override")
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help="per-object,joint (one alone: a quick look, no time ratio)")
     parser.add_argument("--overlays", type=Path, default=None, help="folder for overlay jpgs")
     parser.add_argument("--overlay-frames", default="10,30,45,60,75")
     parser.add_argument("--out", type=Path,
                         default=REPO / f"benchmarks/results/joint-{socket.gethostname()}.json")
     args = parser.parse_args()
     args.overlay_frames = [int(i) for i in args.overlay_frames.split(",")]
+    args.modes = [m for m in MODES if m in args.modes.split(",")]
     return args
 
 
@@ -231,14 +238,16 @@ def main() -> None:
         frames = len(dm.frame_names(args.sequence))
         print(f"{args.sequence}: {frames} frames, objects {ids}, frozen stages "
               f"{segmenter.finetuning.frozen_stages}, {args.iterations} updates, parent weight "
-              f"{segmenter.parent_weight}", flush=True)
+              f"{segmenter.parent_weight}, joint head {segmenter.joint_head}", flush=True)
         rows, shown = run(args, segmenter, dm, views, ids, ks)
-    if args.overlays is not None:
+        joint = {"head": segmenter.joint_head,
+                 "balance": segmenter.joint_loss.keywords.get("balance", "classes")}
+    if args.overlays is not None and len(args.modes) == 2:
         write_overlays(shown, args.overlays, args.overlay_frames)
     info["load_average_at_end"] = os.getloadavg()
     result = {"machine": info, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
               "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              "overrides": overrides, "frames": frames, "rows": rows,
+              "overrides": overrides, "joint": joint, "frames": frames, "rows": rows,
               "total_seconds": time.perf_counter() - t0, "torch_threads": torch.get_num_threads()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))

@@ -33,8 +33,10 @@ IDS = set(range(8))
 # Cheap one-shot from the ImageNet backbone that still finds all seven objects in 6 frames: the
 # annotated frame itself as the only view, 30 constant-lr updates of stage 5 and the heads at
 # 0.4 scale (with the online defaults' 20 updates two small objects were never predicted).
-QUICK = ["data.scale=0.4", "online.iterations=30", "online.augment=none", "optim.finetune_lr=5e-3",
-         "online.scheduler=null", "online.frozen_stages=4", "logger=none", "data.num_workers=0"]
+# the paper's per-object networks (online.objects=joint: tests/test_joint_objects.py)
+QUICK = ["online.objects=per-object", "data.scale=0.4", "online.iterations=30",
+         "online.augment=none", "optim.finetune_lr=5e-3", "online.scheduler=null",
+         "online.frozen_stages=4", "logger=none", "data.num_workers=0"]
 
 
 @pytest.fixture(scope="module")

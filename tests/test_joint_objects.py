@@ -1,9 +1,11 @@
 """Several objects that compete (``online.objects=joint``, issue 35): one network whose head scores
 background and each object, fine-tuned once per sequence, merged by the argmax over K + 1 classes.
 
-- the loss: class-balanced softmax cross-entropy, on inputs whose value is computed by hand, and
-  the binary loss exactly for two classes;
+- the loss: class-balanced softmax cross-entropy (each class the same weight, or the background
+  half as the binary loss), on inputs whose value is computed by hand, and the binary loss
+  exactly for two classes;
 - the head: every object starts as the parent's binary fused logit (K = 1: the binary network);
+  with ``prep`` each class has its own prep features;
 - the online stage end to end: palette masks with the objects' ids (generated DAVIS 2017; the
   real schoolgirls frames with all seven objects, slow);
 - an object absent from frame 0's annotation is refused, naming the mask files;
@@ -26,6 +28,7 @@ from osvos_pl.data.io import read_mask, write_mask
 from osvos_pl.model.loss import class_balanced_bce, class_balanced_ce
 from osvos_pl.model.osvos import OSVOSNet, native_class_probabilities, widen_head
 from osvos_pl.stages.records import read_record
+from osvos_pl.tasks.joint import joint_for
 from osvos_pl.utils.errors import DataError
 from tests.helpers import run_cli
 
@@ -69,6 +72,32 @@ def test_two_classes_are_the_binary_balanced_loss():
                                              rel=1e-6)
 
 
+def test_background_balance_gives_the_background_half_as_the_binary_loss():
+    # shares 4/6, 1/6, 1/6: w_0 = 1 - s_0 = 1/3 per background pixel; the objects share the other
+    # half, w_k = s_0 (1 - s_0) / (K' s_k) = (2/3)(1/3) / (2 × 1/6) = 2/3; zero logits cost log 3
+    target = torch.tensor([[[0, 0, 0], [0, 1, 2]]], dtype=torch.float32)
+    logits = torch.zeros(1, 3, 2, 3)
+    loss = class_balanced_ce(logits, target, balance="background").item()
+    assert loss == pytest.approx(math.log(3) * (4 * 1 / 3 + 2 / 3 + 2 / 3))
+    # background and the objects carry the same total weight: right on either, half the loss
+    sure = logits.clone()
+    sure[0, 0, 0, :] = sure[0, 0, 1, 0] = 50.0
+    assert class_balanced_ce(sure, target, balance="background").item() == pytest.approx(
+        loss / 2, rel=1e-5)
+    sure = logits.clone()
+    sure[0, 1, 1, 1] = sure[0, 2, 1, 2] = 50.0
+    assert class_balanced_ce(sure, target, balance="background").item() == pytest.approx(
+        loss / 2, rel=1e-5)
+    # two classes: the binary loss, as with balance="classes"
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 1, 9, 7, generator=generator)
+    binary = (torch.rand(2, 1, 9, 7, generator=generator) > 0.7).float()
+    joint = class_balanced_ce(torch.cat([torch.zeros_like(x), x], 1), binary, balance="background")
+    assert joint.item() == pytest.approx(class_balanced_bce(x, binary).item(), rel=1e-6)
+    with pytest.raises(ValueError, match="balance"):
+        class_balanced_ce(logits, target, balance="objects")
+
+
 # ---- the head ----------------------------------------------------------------------------------
 
 
@@ -87,6 +116,33 @@ def test_every_object_starts_as_the_binary_network():
     # the same logit, up to the rounding of a wider convolution
     assert all(torch.allclose(three[:, k], binary[:, 0], atol=1e-6) for k in (1, 2, 3))
     assert torch.equal(three[:, 1], three[:, 3])
+
+
+def test_a_prep_head_gives_each_class_its_own_features():
+    torch.manual_seed(0)
+    net = OSVOSNet(init="port")
+    image = torch.randn(1, 3, 32, 40)
+    fuse = widen_head(copy.deepcopy(net), 2, "fuse")
+    prep = widen_head(copy.deepcopy(net), 2, "prep")
+    with torch.no_grad():
+        assert torch.allclose(prep.forward_fused(image), fuse.forward_fused(image), atol=1e-6)
+    assert [conv.out_channels for conv in prep.prep] == [48] * 4  # 16 per class
+    # a change to object 1's prep copy moves object 1's logit only
+    with torch.no_grad():
+        before = prep.forward_fused(image)
+        for conv in prep.prep:
+            conv.weight[16:32] += 0.01 * torch.randn_like(conv.weight[16:32])
+        after = prep.forward_fused(image)
+    assert not torch.allclose(after[:, 1], before[:, 1])
+    assert torch.equal(after[:, 0], before[:, 0]) and torch.equal(after[:, 2], before[:, 2])
+    with pytest.raises(Exception, match="joint_head"):
+        widen_head(copy.deepcopy(net), 2, "sides")
+
+
+def test_auto_keeps_the_binary_network_for_one_object_and_joins_several():
+    assert [joint_for("auto", k) for k in (1, 2, 7)] == [False, True, True]
+    assert [joint_for("per-object", k) for k in (1, 7)] == [False, False]
+    assert [joint_for("joint", k) for k in (1, 7)] == [True, True]
 
 
 # ---- the online stage --------------------------------------------------------------------------

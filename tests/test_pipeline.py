@@ -99,6 +99,8 @@ def test_multi_object_2017_merges_objects_into_a_palette(cache, tmp_path):
              f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
     record = read_record(tmp_path / "run" / "metrics.json")
     assert set(record["sequences"]) == {"gen-val-00_1", "gen-val-00_2"}
+    # online.objects=auto: one network for both objects
+    assert record["timing"]["sequences"]["gen-val-00"]["object_mode"] == "joint"
     png = tmp_path / "run" / "predictions" / "gen-val-00" / "00003.png"
     with Image.open(png) as im:
         assert im.mode == "P"

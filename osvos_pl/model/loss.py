@@ -83,15 +83,22 @@ def class_balanced_bce(
     return per_image.mean()
 
 
-def class_balanced_ce(logits: torch.Tensor, target: torch.Tensor,
-                      reduction: str = "sum") -> torch.Tensor:
+#: How :func:`class_balanced_ce` shares the weight among the classes present in an image
+BALANCES = ("classes", "background")
+
+
+def class_balanced_ce(logits: torch.Tensor, target: torch.Tensor, reduction: str = "sum",
+                      balance: str = "classes") -> torch.Tensor:
     """Class-balanced softmax cross-entropy of ``(B, C, H, W)`` logits (background and C - 1
     objects) against ``(B, 1, H, W)`` or ``(B, H, W)`` class indices (``online.objects=joint``).
 
     Balanced as :func:`class_balanced_bce` is, per image: class c, of pixel share s_c, weighs
     ``w_c = (1 / s_c) / Σ_j (1 / s_j)`` over the classes present (an absent class weighs 0), so
-    every present class carries the same total weight. With two classes ``w_1 = s_0`` and
-    ``w_0 = s_1``: the binary loss's weights, and for logits ``[0, x]`` exactly
+    every present class carries the same total weight (``balance="classes"``). With
+    ``balance="background"`` the background carries half the weight, as in the binary loss
+    (``w_0 = 1 - s_0``), and the objects share the other half equally, each by the inverse of its
+    share (``w_k = s_0 (1 - s_0) / (K' s_k)`` for K' objects present). With two classes both give
+    ``w_1 = s_0`` and ``w_0 = s_1``: the binary loss's weights, and for logits ``[0, x]`` exactly
     ``class_balanced_bce(x)``. An image of one class contributes zero loss, as there.
     ``reduction`` as :func:`class_balanced_bce` (``"sum"`` over pixels, or ``"mean"``), then the
     batch mean. Returns a scalar tensor.
@@ -108,8 +115,15 @@ def class_balanced_ce(logits: torch.Tensor, target: torch.Tensor,
         raise ValueError(f"target holds class indices outside 0..{classes - 1}")
     pixels = labels[0].numel()
     counts = F.one_hot(labels.flatten(1), classes).sum(1).to(logits.dtype)  # (B, C)
+    if balance not in BALANCES:
+        raise ValueError(f"balance={balance!r} is unknown; choose one of {BALANCES}")
     inverse = torch.where(counts > 0, pixels / counts.clamp(min=1), torch.zeros_like(counts))
     weights = inverse / inverse.sum(1, keepdim=True)
+    if balance == "background":  # background against all objects, as the binary loss
+        background = counts[:, :1] / pixels
+        objects = (counts[:, 1:] > 0).sum(1, keepdim=True).clamp(min=1)
+        weights = torch.cat([1 - background, background * (1 - background) * inverse[:, 1:]
+                             / objects], 1)
     if (counts > 0).sum(1).min() < 2:  # an image of one class: no balance to learn
         weights = torch.where((counts > 0).sum(1, keepdim=True) < 2, 0.0, weights)
     per_pixel = F.cross_entropy(logits, labels, reduction="none")  # (B, H, W)

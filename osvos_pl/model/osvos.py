@@ -141,7 +141,7 @@ class OSVOSNet(nn.Module):
         channels first and upsampling one channel per stride is the same map with 1/16 of the
         full-resolution work (the concatenated 64-channel map at full size is never built).
         """
-        weights = self.fuse.weight.split(PREP_CHANNELS, dim=1)
+        weights = self.fuse.weight.split(prep[0].shape[1], dim=1)
         fused = sum(up(F.conv2d(p, w), size) for up, p, w in zip(self.upsample, prep, weights))
         return fused + self.fuse.bias.view(1, -1, 1, 1).to(fused.dtype)
 
@@ -218,25 +218,56 @@ def native_probabilities(logits: torch.Tensor, size: tuple[int, int]) -> torch.T
     return torch.sigmoid(F.interpolate(logits.float(), size=tuple(size), mode="bilinear"))[:, 0]
 
 
-def widen_head(net: OSVOSNet, objects: int) -> OSVOSNet:
+#: ``online.joint_head``: what a joint network gives each class of its own
+JOINT_HEADS = ("fuse", "prep")
+
+
+def widen_head(net: OSVOSNet, objects: int, head: str = "fuse") -> OSVOSNet:
     """``net`` (in place) with a fused head of ``objects + 1`` classes, background first, for one
     fine-tuning of all a sequence's objects (``online.objects=joint``): every object's logit
     starts as the binary fused logit (its weights and bias), the background's at 0. Softmax over
     ``[0, x, ..., x]`` gives each object ``σ(x)`` when it is the only one (K = 1: the binary
-    network exactly)."""
+    network exactly).
+
+    ``head="fuse"``: the classes share the four 16-channel prep maps and differ only in the 1x1
+    fuse conv over them. ``head="prep"``: every class also gets its own copy of the prep convs
+    (3x3 on each side tap), so fine-tuning can learn features that tell look-alike objects apart
+    on the shared trunk; the fuse conv starts block-diagonal (each class reads its own copy). The
+    side-score heads (deep supervision, parent training only) are dropped: :meth:`OSVOSNet.forward`
+    no longer applies, :meth:`~OSVOSNet.forward_fused` does.
+    """
     if objects < 1:
         raise ValueError(f"a joint head needs at least one object, got {objects}")
+    if head not in JOINT_HEADS:
+        raise ConfigError(f"online.joint_head={head!r} is unknown; choose one of {JOINT_HEADS}")
     old = net.fuse
     if old.out_channels != 1:
         raise ValueError(f"widen_head expects a binary fused head, got {old.out_channels} outputs")
-    head = nn.Conv2d(old.in_channels, objects + 1, 1).to(old.weight.device, old.weight.dtype)
+    classes, copies = objects + 1, (objects + 1 if head == "prep" else 1)
+    new = nn.Conv2d(old.in_channels * copies, classes, 1).to(old.weight.device, old.weight.dtype)
     with torch.no_grad():
-        head.weight.zero_()
-        head.bias.zero_()
-        head.weight[1:] = old.weight
-        head.bias[1:] = old.bias
-    net.fuse = head
+        new.weight.zero_()
+        new.bias.zero_()
+        new.bias[1:] = old.bias
+        for c in range(1, classes):
+            for i, w in enumerate(old.weight.split(PREP_CHANNELS, dim=1)):
+                at = (i * copies + (c if copies > 1 else 0)) * PREP_CHANNELS
+                new.weight[c, at : at + PREP_CHANNELS] = w[0]
+        if copies > 1:
+            net.prep = nn.ModuleList(_repeat_conv(conv, copies) for conv in net.prep)
+            net.score_dsn = nn.ModuleList()
+    net.fuse = new
     return net
+
+
+def _repeat_conv(conv: nn.Conv2d, copies: int) -> nn.Conv2d:
+    """``conv`` with its output channels repeated ``copies`` times (same weights and biases)."""
+    wide = nn.Conv2d(conv.in_channels, conv.out_channels * copies, conv.kernel_size,
+                     padding=conv.padding).to(conv.weight.device, conv.weight.dtype)
+    with torch.no_grad():
+        wide.weight.copy_(conv.weight.repeat(copies, 1, 1, 1))
+        wide.bias.copy_(conv.bias.repeat(copies))
+    return wide
 
 
 def native_class_probabilities(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -7,7 +7,8 @@ from collections.abc import Container
 from omegaconf import DictConfig
 
 from osvos_pl.data.cache import MODES as DECODE_CACHES
-from osvos_pl.model.loss import CALIBRATIONS
+from osvos_pl.model.loss import BALANCES, CALIBRATIONS
+from osvos_pl.model.osvos import JOINT_HEADS
 from osvos_pl.tasks.joint import OBJECT_MODES
 from osvos_pl.tasks.schedules import SIDE_SCHEDULES
 from osvos_pl.utils.errors import ConfigError
@@ -90,13 +91,11 @@ def validate_config(cfg: DictConfig, stages: Container[str]) -> None:
         raise ConfigError(f"online.augment={online_augment!r}; choose "
                           f"{', '.join(AUGMENTATIONS)} or zoom")
     _number(cfg, "online.views", int, 0)
-    if cfg.online.get("calibration", "none") not in CALIBRATIONS:
-        raise ConfigError(f"online.calibration={cfg.online.calibration!r}; choose "
-                          f"{', '.join(CALIBRATIONS)}")
+    for key, choices in (("calibration", CALIBRATIONS), ("objects", OBJECT_MODES),
+                         ("joint_balance", BALANCES), ("joint_head", JOINT_HEADS)):
+        if key in cfg.online and cfg.online[key] not in choices:
+            raise ConfigError(f"online.{key}={cfg.online[key]!r}; choose {', '.join(choices)}")
     _number(cfg, "online.l2sp", float, 0.0)
-    if cfg.online.get("objects", "per-object") not in OBJECT_MODES:
-        raise ConfigError(f"online.objects={cfg.online.objects!r}; choose "
-                          f"{', '.join(OBJECT_MODES)}")
     source = cfg.contour.source
     if source not in CONTOUR_SOURCES:
         raise ConfigError(f"contour.source={source!r}; choose {', '.join(CONTOUR_SOURCES)}")

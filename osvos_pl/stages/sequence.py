@@ -18,7 +18,7 @@ from osvos_pl.data.io import write_mask
 from osvos_pl.data.overlays import overlay, overlay_frames, write_image
 from osvos_pl.data.source import VideoSource
 from osvos_pl.metrics import evaluate_sequence, object_row
-from osvos_pl.tasks.joint import joint_views
+from osvos_pl.tasks.joint import joint_for, joint_views
 from osvos_pl.tasks.segmenter import OneShotSegmenter
 from osvos_pl.utils.signals import stop_if_signalled
 
@@ -31,7 +31,7 @@ FrameHook = Callable[[str, dict, np.ndarray], None]
 def segment_sequence(segmenter: OneShotSegmenter, dm: VideoSource, name: str, output_dir: Path,
                      seed: int, views: Views, predictions: str = "predictions",
                      overlays: int = 3, on_frame: FrameHook | None = None) -> dict:
-    """Fine-tune (per object, or once for all objects: ``online.objects=joint``), predict, snap,
+    """Fine-tune (per object, or once for all objects: ``online.objects``), predict, snap,
     write PNGs and a few overlays (``overlays/``: the prediction tinted, the ground truth
     outlined); return the sequence's record.
 
@@ -69,6 +69,7 @@ def segment_sequence(segmenter: OneShotSegmenter, dm: VideoSource, name: str, ou
         "inference_ms_per_frame": 1000 * inference_seconds / max(1, n),
         "frames": n,
         "objects": len(ids),
+        "object_mode": "joint" if joint_for(segmenter.objects, len(ids)) else "per-object",
     }
     if segmenter.snapping:
         timing["unsnapped_frames"] = sum(unsnapped.values())
@@ -90,7 +91,7 @@ def _finetune(segmenter: OneShotSegmenter, dm: VideoSource, name: str, views: Vi
     annotated frame (per object; None for the joint network, ``osvos_pl.tasks.joint``)."""
     ids, multi = dm.object_ids(name), dm.is_multi_object(name)
     samples = segmenter.finetuning.samples
-    if segmenter.objects == "joint":
+    if joint_for(segmenter.objects, len(ids)):
         dataset = joint_views(views, dm, name, samples, ids, multi, seed)
         return (*segmenter.finetune_joint(dataset, ids, name), None)
     datasets = {oid: views.of(dm, name, samples, oid if multi else None, seed) for oid in ids}

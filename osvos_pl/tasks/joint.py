@@ -3,7 +3,8 @@ fine-tuning per sequence of a network whose fused head scores background and eac
 objects, learnt with the class-balanced softmax cross-entropy from the annotated frame's object
 ids as class indices; one forward pass per frame for all objects, merged by the argmax over the
 K + 1 classes. ``per-object`` (the paper's: K binary networks, highest probability) stays the
-reference.
+reference; ``auto`` (the default) keeps the paper's binary network for a single object. How each
+scores and costs: benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -17,8 +18,15 @@ import torch
 from osvos_pl.data.datasets import FirstFrames, Views
 from osvos_pl.utils.errors import DataError
 
-#: ``online.objects``: one binary network per object (the paper's), or one K+1-class network
-OBJECT_MODES = ("per-object", "joint")
+#: ``online.objects``: one binary network per object (the paper's), one K+1-class network, or
+#: ``auto``: the paper's binary network for one object, the joint network for several
+OBJECT_MODES = ("auto", "per-object", "joint")
+
+
+def joint_for(mode: str, objects: int) -> bool:
+    """Whether a sequence of ``objects`` objects gets one joint network under ``online.objects``
+    ``mode`` (``joint``; ``auto`` with several objects) rather than one binary network each."""
+    return mode == "joint" or (mode == "auto" and objects > 1)
 
 
 @dataclass

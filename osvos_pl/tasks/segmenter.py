@@ -4,8 +4,8 @@ stream of frames, snap to contours, merge objects (docs/method.md#one-shot-fine-
 DAVIS 2017 and users' multi-object masks (docs/method.md#several-objects): ``per-object`` (the
 paper's): one network per object, each pixel to the object with the highest probability,
 background where no probability passes the threshold (the authors' advice for several objects);
-``joint``: one network with a K+1-class head for all of them, each pixel to the most probable
-class (``osvos_pl.tasks.joint``).
+``joint`` (the default for several objects): one network with a K+1-class head for all of
+them, each pixel to the most probable class (``osvos_pl.tasks.joint``).
 """
 
 from __future__ import annotations
@@ -58,10 +58,11 @@ class OneShotSegmenter:
     parent, and serves the fine-tuning views and every frame; ``prefix_images`` (a callable
     returning normalised image batches, e.g. the run's annotated frames) calibrates int8.
 
-    ``objects`` (``online.objects``): ``per-object`` (:meth:`finetune`, one binary network per
-    object) or ``joint`` (:meth:`finetune_joint`, one network whose head scores background and
-    every object, trained with ``joint_loss``; the merge is the argmax over the K + 1 classes,
-    ``threshold`` is not used but with snapping).
+    ``objects`` (``online.objects``, ``osvos_pl.tasks.joint.joint_for``): ``per-object``
+    (:meth:`finetune`, one binary network per object) or ``joint`` (:meth:`finetune_joint`, one
+    network whose head scores background and every object, ``joint_head`` as ``widen_head``,
+    trained with ``joint_loss``; the merge is the argmax over the K + 1 classes, ``threshold``
+    is not used but with snapping), or ``auto`` (per-object for one object, else joint).
     """
 
     def __init__(
@@ -82,15 +83,17 @@ class OneShotSegmenter:
         share_trunk: bool = True,
         prefix: str = "eager",
         prefix_images: Callable[[], list[torch.Tensor]] | None = None,
-        objects: str = "per-object",
+        objects: str = "auto",
         joint_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        joint_head: str = "fuse",
     ):
         if objects not in OBJECT_MODES:
             raise ConfigError(f"online.objects={objects!r}; choose one of {OBJECT_MODES}")
-        if objects == "joint" and (calibration != "none" or joint_loss is None):
-            raise ConfigError("online.objects=joint needs online.calibration=none (the prior "
-                              "calibration is per object) and a joint_loss")
-        self.objects, self.joint_loss = objects, joint_loss
+        if objects != "per-object" and (calibration != "none" or joint_loss is None):
+            raise ConfigError(f"online.objects={objects} needs online.calibration=none (the prior "
+                              "calibration is per object; or online.objects=per-object) and a "
+                              "joint_loss")
+        self.objects, self.joint_loss, self.joint_head = objects, joint_loss, joint_head
         self.finetuning, self.threshold = finetuning, float(threshold)
         self.ucm_threshold, self.snap_mask_threshold = float(ucm_threshold), float(snap_mask_threshold)
         self.min_superpixels = int(min_superpixels)
@@ -160,8 +163,8 @@ class OneShotSegmenter:
         self._finetunings += 1
         ft = copy.copy(self.finetuning)
         ft.loss = self.joint_loss
-        net = self.finetune_object(dataset, name or f"sequence{self._finetunings}",
-                                   net=widen_head(copy.deepcopy(self.parent), len(ids)), ft=ft)
+        net = widen_head(copy.deepcopy(self.parent), len(ids), self.joint_head)
+        net = self.finetune_object(dataset, name or f"sequence{self._finetunings}", net=net, ft=ft)
         seconds = time.perf_counter() - start if ft.iterations else 0.0
         return JointNetwork(net, list(ids)), seconds
 
