@@ -131,7 +131,8 @@ def test_the_command_line_is_checked_in_one_line(capsys, args, message):
 @pytest.mark.slow
 def test_a_run_with_two_objects_goes_through_predict(tmp_path):
     """The page's run is predict's: two painted objects → a palette first mask, one
-    fine-tuning per object (reported to the progress bar), masks zipped in the DAVIS layout,
+    fine-tuning for both (``online.objects=auto``: joint; reported to the progress bar), and one
+    per object when asked (``online.objects=per-object``), masks zipped in the DAVIS layout,
     a WebM and one overlay per frame."""
     import os
 
@@ -148,7 +149,8 @@ def test_a_run_with_two_objects_goes_through_predict(tmp_path):
                               ["logger=none", "data.num_workers=0", "model.weights=null",
                                "data.scale=0.5"],
                               tmp_path / "run", GrabCut(), lambda f, what: said.append(what))
-    assert any("fine-tuning object 2: 2/2" in s for s in said)
+    assert any("fine-tuning all 2 objects together: 2/2" in s for s in said)
+    assert not any("fine-tuning object" in s for s in said)
     assert said[-1] == f"segmenting frame {clip.frames}/{clip.frames}"
     first = np.asarray(Image.open(tmp_path / "run" / "first_mask.png"))
     assert np.array_equal(first, labels)  # palette ids, as predict takes several objects
@@ -158,3 +160,11 @@ def test_a_run_with_two_objects_goes_through_predict(tmp_path):
         assert set(np.unique(np.asarray(Image.open(z.open(names[0]))))) <= {0, 1, 2}
     assert len(result.frames) == clip.frames and result.video.stat().st_size > 0
     assert result.record["timing"]["sequences"]["gen-val-01"]["objects"] == 2
+    assert result.record["timing"]["sequences"]["gen-val-01"]["object_mode"] == "joint"
+    said.clear()
+    session.run_clip(clip, labels, 2, None,
+                     ["logger=none", "data.num_workers=0", "model.weights=null", "data.scale=0.5",
+                      "online.objects=per-object"],
+                     tmp_path / "per-object", GrabCut(), lambda f, what: said.append(what))
+    assert any("fine-tuning object 2: 2/2" in s for s in said)
+    assert "2 updates each" in said[0]

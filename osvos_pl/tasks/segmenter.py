@@ -83,9 +83,9 @@ class OneShotSegmenter:
         share_trunk: bool = True,
         prefix: str = "eager",
         prefix_images: Callable[[], list[torch.Tensor]] | None = None,
-        objects: str = "auto",
+        objects: str = "per-object",
         joint_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-        joint_head: str = "fuse",
+        joint_head: str = "prep",
     ):
         if objects not in OBJECT_MODES:
             raise ConfigError(f"online.objects={objects!r}; choose one of {OBJECT_MODES}")

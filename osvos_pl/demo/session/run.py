@@ -36,7 +36,9 @@ class PageProgress(pl.Callback):
 
     The runner builds the segmenter's callbacks from the config, so :func:`run_clip` adds this
     one as ``callbacks.page_progress``; it finds the bar of the run in its own thread, where
-    Lightning trains. One fine-tuning per object: ``fine-tuning object 2: 17/50 updates``.
+    Lightning trains. One fine-tuning per object (``fine-tuning object 2: 17/50 updates``) or
+    one for all of them when the head scores several classes (``online.objects=joint``:
+    ``fine-tuning all 3 objects together: 17/50 updates``).
     """
 
     def __init__(self):
@@ -48,9 +50,10 @@ class PageProgress(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx) -> None:
         report = PAGE_PROGRESS.get()
         if report is not None and trainer.max_steps > 0:
+            classes = pl_module.net.fuse.out_channels
+            what = f"all {classes - 1} objects together" if classes > 1 else f"object {self.fits}"
             report(trainer.global_step / trainer.max_steps,
-                   f"fine-tuning object {self.fits}: {trainer.global_step}/{trainer.max_steps} "
-                   "updates")
+                   f"fine-tuning {what}: {trainer.global_step}/{trainer.max_steps} updates")
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ def run_clip(clip: Clip, labels: np.ndarray, updates: int, parent_ckpt: str | No
     """Segment ``clip`` from the first-frame ``labels`` with predict's run, into ``output``."""
     from osvos_pl.predict import segment_clip
     from osvos_pl.runner.preflight import check_predict
+    from osvos_pl.tasks.joint import joint_for
 
     ids = [int(k) for k in np.unique(labels) if k]
     if not ids:
@@ -105,7 +109,9 @@ def run_clip(clip: Clip, labels: np.ndarray, updates: int, parent_ckpt: str | No
     frames_dir.mkdir(exist_ok=True)
     video = output / "overlay.webm"
     writer: list[cv2.VideoWriter] = []
-    progress(0.0, f"fine-tuning {len(ids)} object(s), {updates} updates each")
+    together = len(ids) > 1 and joint_for(cfg.online.objects, len(ids))
+    progress(0.0, f"fine-tuning {len(ids)} object(s), {updates} updates "
+                  + ("for all together" if together else "each"))
 
     def on_frame(name: str, item: dict, frame_labels: np.ndarray) -> None:
         i = int(item["frame"])
