@@ -96,13 +96,35 @@ def components_keep(ft: np.ndarray, par: np.ndarray, overlap: float) -> np.ndarr
     return ft | keep[lab]
 
 
+def follow(masks: np.ndarray, first: np.ndarray, grow: float, parts: bool) -> np.ndarray:
+    """Each frame's mask kept near the previous frame's result (frame 0: its annotation
+    ``first``). ``parts``: the product's rule (``online.near_previous``,
+    ``osvos_pl.tasks.temporal.keep_near``: whole connected parts that reach within ``grow`` x
+    sqrt(area) px of the previous mask); else the mask clipped to that neighbourhood."""
+    import cv2
+
+    from osvos_pl.tasks.temporal import keep_near
+
+    out, previous = [], first.astype(np.uint8)
+    for m in masks.astype(np.uint8):
+        if parts:
+            m = keep_near(m, previous, grow)
+        elif previous.any():
+            reach = max(1.0, grow * float(np.sqrt(previous.sum())))
+            m = m * (cv2.distanceTransform(1 - previous, cv2.DIST_L2, 5) <= reach)
+        out.append(m)
+        previous = m
+    return np.stack(out) > 0
+
+
 def _logit(q: np.ndarray) -> np.ndarray:
     q = np.clip(q, 1e-3, 1 - 1e-3)
     return np.log(q / (1 - q))
 
 
-def rule_masks(probs: np.ndarray, rule: str) -> np.ndarray:
-    """``(N, K, H, W)`` uint8 probabilities (K: fine-tuned, parent[, flips]) → ``(N, H, W)``."""
+def rule_masks(probs: np.ndarray, rule: str, first: np.ndarray | None = None) -> np.ndarray:
+    """``(N, K, H, W)`` uint8 probabilities (K: fine-tuned, parent[, flips]) → ``(N, H, W)``;
+    ``first`` the annotation of frame 0 (the rules that follow the object from it)."""
     p = probs.astype(np.float32) / 255
     ft, par = p[:, 0], p[:, 1]
     kind, *args = rule.split(":")
@@ -113,6 +135,9 @@ def rule_masks(probs: np.ndarray, rule: str) -> np.ndarray:
         return par > (a[0] if a else 0.5)
     if kind == "blend":  # blend:w[:thr]
         return (1 - a[0]) * ft + a[0] * par > (a[1] if len(a) > 1 else 0.5)
+    if kind in ("near", "parts"):  # near|parts:grow[:blend weight]: follow() the blend's masks
+        w = a[1] if len(a) > 1 else 0.3
+        return follow((1 - w) * ft + w * par > 0.5, first, a[0], kind == "parts")
     if kind == "flip":  # mean of the fine-tuned net on the frame and its mirror
         return (p[:, 0] + p[:, 2]) / 2 > 0.5
     if kind == "comp":  # comp:overlap[:parent threshold]
@@ -140,7 +165,7 @@ def score(out: Path, rules: list[str]) -> None:
         d = np.load(f)
         gt = d["gt"].astype(np.uint8)
         for rule in rules:
-            pred = rule_masks(d["probs"], rule).astype(np.uint8)
+            pred = rule_masks(d["probs"], rule, d["gt"][0]).astype(np.uint8)
             jf = evaluate_sequence(gt, pred, multi_object=False)[1]
             table.setdefault(rule, {})[f.stem] = (float(np.mean(jf["J"])), float(np.mean(jf["F"])))
     seqs = [f.stem for f in files]

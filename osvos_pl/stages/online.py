@@ -64,8 +64,13 @@ def prepare_online(cfg: DictConfig, output_dir: Path, predictions: str = "predic
     contours = contour_source(cfg, engine, dm)
     iterations = int(cfg.online.iterations)
     log.info("weights: %s", parent.weights_source)
+    steps = [f"blended with the parent (online.parent_weight={cfg.online.parent_weight})"
+             ] if iterations and cfg.online.parent_weight else []
+    steps += [f"each object kept near its previous mask (online.near_previous="
+              f"{cfg.online.near_previous})"] if cfg.online.near_previous is not None else []
     log.info("plan: per object %d fine-tuning updates (online.iterations), then every frame "
-             "segmented%s; %s, %s", iterations, " and snapped to contours" if contours else
+             "segmented%s%s; %s, %s", iterations, "".join(f", {s}" for s in steps),
+             " and snapped to contours" if contours else
              " (no contour_ckpt / contour_maps: no boundary snapping, the report's -BS row)",
              engine.device, engine.precision)
     eta = UpdateEta(iterations * objects, "fine-tuning", extra=", plus segmenting every frame")

@@ -71,7 +71,7 @@ def segment_sequence(segmenter: OneShotSegmenter, dm: VideoSource, name: str, ou
         "objects": len(ids),
         "object_mode": "joint" if joint_for(segmenter.objects, len(ids)) else "per-object",
     }
-    if segmenter.snapping:
+    if segmenter.contours is not None:
         timing["unsnapped_frames"] = sum(unsnapped.values())
         timing["unsnapped_by_reason"] = dict(unsnapped)
         _warn_unsnapped(name, unsnapped, n, segmenter)

@@ -30,6 +30,7 @@ from osvos_pl.tasks.finetuning import FineTuning, FineTuningTask, TrunkPrefixes
 from osvos_pl.tasks.joint import OBJECT_MODES, JointNetwork, blend_parent
 from osvos_pl.tasks.loggers import PrefixedLogger
 from osvos_pl.tasks.networks import object_maps, shared_stages
+from osvos_pl.tasks.temporal import follower
 from osvos_pl.utils.errors import ConfigError
 
 
@@ -51,6 +52,8 @@ class OneShotSegmenter:
     ``(1 - w) p_finetuned + w p_parent``; the parent, which has learnt what objects look like,
     keeps a say where the copy that learnt frame 0 has forgotten it (an object that grows,
     turns or changes colour; docs/method.md#one-shot-that-does-not-forget). 0: the paper's.
+    ``near_previous`` (``online.near_previous``): each object's parts far from its mask in the
+    previous frame are dropped (``osvos_pl.tasks.temporal``); None: every frame alone (the paper).
 
     ``prefix`` (``online.prefix``): how the frozen stages run, the same for every copy of the
     parent (``osvos_pl.model.prefix``): ``eager`` (each network's own layers), ``compiled``,
@@ -74,6 +77,7 @@ class OneShotSegmenter:
         min_superpixels: int = MIN_SUPERPIXELS,
         calibration: str = "none",
         parent_weight: float = 0.0,
+        near_previous: float | None = None,
         *,
         parent: torch.nn.Module,
         engine,
@@ -90,20 +94,19 @@ class OneShotSegmenter:
         if objects not in OBJECT_MODES:
             raise ConfigError(f"online.objects={objects!r}; choose one of {OBJECT_MODES}")
         if objects != "per-object" and (calibration != "none" or joint_loss is None):
-            raise ConfigError(f"online.objects={objects} needs online.calibration=none (the prior "
-                              "calibration is per object; or online.objects=per-object) and a "
-                              "joint_loss")
+            raise ConfigError(f"online.objects={objects} needs a joint_loss and online.calibration="
+                              "none (the prior calibration is per object; or per-object)")
         self.objects, self.joint_loss, self.joint_head = objects, joint_loss, joint_head
         self.finetuning, self.threshold = finetuning, float(threshold)
         self.ucm_threshold, self.snap_mask_threshold = float(ucm_threshold), float(snap_mask_threshold)
-        self.min_superpixels = int(min_superpixels)
+        self.min_superpixels, _ = int(min_superpixels), follower(near_previous)  # checks it
         if calibration not in CALIBRATIONS:
             raise ConfigError(f"online.calibration={calibration!r}; choose one of {CALIBRATIONS}")
         self.calibration = calibration
         if not 0.0 <= float(parent_weight) <= 1.0:
             raise ConfigError(f"online.parent_weight={parent_weight} must be in [0, 1] (the "
                               "parent's share of each frame's foreground probability)")
-        self.parent_weight = float(parent_weight)
+        self.parent_weight, self.near_previous = float(parent_weight), near_previous
         self.parent, self.engine, self.contours = parent, engine, contours
         self.callbacks, self.progress = list(callbacks), progress
         self.share_trunk = bool(share_trunk)
@@ -131,10 +134,6 @@ class OneShotSegmenter:
         built = self.__dict__.get("frozen_prefix")
         return {"mode": self.prefix_mode, "stages": self.finetuning.frozen_stages,
                 "setup_seconds": built.setup_seconds if built is not None else 0.0}
-
-    @property
-    def snapping(self) -> bool:
-        return self.contours is not None
 
     def finetune(self, datasets: Mapping[int, Dataset], name: str = "",
                  ) -> tuple[dict[int, torch.nn.Module], float]:
@@ -247,6 +246,7 @@ class OneShotSegmenter:
         blend = self.parent_weight > 0 and self.finetuning.iterations > 0
         networks = [nets.net] if joint else list(nets.values())
         networks, shared, prefix = self._inference_networks(networks + [self.parent] * blend)
+        follow = follower(self.near_previous)
         for batch in batches:
             image = batch["image"].to(self.engine.device, non_blocking=True)
             if self.engine.nhwc_inference:
@@ -267,7 +267,7 @@ class OneShotSegmenter:
                 item = {k: (v[b] if isinstance(v, (torch.Tensor, list)) else v)
                         for k, v in batch.items() if k != "image"}
                 item["snapped"] = snapped[b]
-                yield item, labels[b]
+                yield item, follow(labels[b])
 
     def _inference_networks(self, networks: list[torch.nn.Module],
                             ) -> tuple[list[torch.nn.Module], int, FrozenPrefix | None]:
