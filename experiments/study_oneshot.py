@@ -135,9 +135,9 @@ def rule_masks(probs: np.ndarray, rule: str, first: np.ndarray | None = None) ->
         return par > (a[0] if a else 0.5)
     if kind == "blend":  # blend:w[:thr]
         return (1 - a[0]) * ft + a[0] * par > (a[1] if len(a) > 1 else 0.5)
-    if kind in ("near", "parts"):  # near|parts:grow[:blend weight]: follow() the blend's masks
-        w = a[1] if len(a) > 1 else 0.3
-        return follow((1 - w) * ft + w * par > 0.5, first, a[0], kind == "parts")
+    if kind in ("near", "parts"):  # near|parts:grow[:blend weight[:thr]]: follow() the blend's masks
+        w, th = (a[1] if len(a) > 1 else 0.3), (a[2] if len(a) > 2 else 0.5)
+        return follow((1 - w) * ft + w * par > th, first, a[0], kind == "parts")
     if kind == "flip":  # mean of the fine-tuned net on the frame and its mirror
         return (p[:, 0] + p[:, 2]) / 2 > 0.5
     if kind == "comp":  # comp:overlap[:parent threshold]
