@@ -30,7 +30,7 @@ from osvos_pl.tasks.finetuning import FineTuning, FineTuningTask, TrunkPrefixes
 from osvos_pl.tasks.joint import OBJECT_MODES, JointNetwork, blend_parent
 from osvos_pl.tasks.loggers import PrefixedLogger
 from osvos_pl.tasks.networks import object_maps, shared_stages
-from osvos_pl.tasks.temporal import follower
+from osvos_pl.tasks.temporal import checked_reach, follower
 from osvos_pl.utils.errors import ConfigError
 
 
@@ -99,14 +99,14 @@ class OneShotSegmenter:
         self.objects, self.joint_loss, self.joint_head = objects, joint_loss, joint_head
         self.finetuning, self.threshold = finetuning, float(threshold)
         self.ucm_threshold, self.snap_mask_threshold = float(ucm_threshold), float(snap_mask_threshold)
-        self.min_superpixels, _ = int(min_superpixels), follower(near_previous)  # checks it
+        self.min_superpixels = int(min_superpixels)
         if calibration not in CALIBRATIONS:
             raise ConfigError(f"online.calibration={calibration!r}; choose one of {CALIBRATIONS}")
         self.calibration = calibration
         if not 0.0 <= float(parent_weight) <= 1.0:
             raise ConfigError(f"online.parent_weight={parent_weight} must be in [0, 1] (the "
                               "parent's share of each frame's foreground probability)")
-        self.parent_weight, self.near_previous = float(parent_weight), near_previous
+        self.parent_weight, self.near_previous = float(parent_weight), checked_reach(near_previous)
         self.parent, self.engine, self.contours = parent, engine, contours
         self.callbacks, self.progress = list(callbacks), progress
         self.share_trunk = bool(share_trunk)

@@ -38,19 +38,28 @@ def keep_near(labels: np.ndarray, previous: np.ndarray | None, grow: float) -> n
     return out
 
 
-def follower(grow: float | None):
-    """A filter for one stream of frames in order (``online.near_previous``): each frame's
-    labels through :func:`keep_near` of the previous frame's result; None: off."""
+def checked_reach(grow: float | None) -> float | None:
+    """``online.near_previous`` as a float, None (off) as it is; a value that is not > 0 is
+    refused, naming the key."""
     if grow is None:
-        return lambda labels: labels
+        return None
     if not float(grow) > 0:
         raise ConfigError(f"online.near_previous={grow} must be > 0 (a multiple of the object's "
                           "size: how far from its previous mask a part may be), or null (off)")
+    return float(grow)
+
+
+def follower(grow: float | None):
+    """A filter for one stream of frames in order (``online.near_previous``): each frame's
+    labels through :func:`keep_near` of the previous frame's result; None: off."""
+    grow = checked_reach(grow)
+    if grow is None:
+        return lambda labels: labels
     previous = None
 
     def follow(labels: np.ndarray) -> np.ndarray:
         nonlocal previous
-        previous = keep_near(labels, previous, float(grow))
+        previous = keep_near(labels, previous, grow)
         return previous
 
     return follow
