@@ -22,12 +22,17 @@ def config_dir() -> str:
 
 def register_resolvers() -> None:
     """``${osvos.is_set:x}`` → x is not null; ``${osvos.any_set:x,y}`` → any of them is not null;
-    ``${osvos.if_none:x,a,b}`` → a if x is null else b; ``${osvos.if_eq:x,y,a,b}`` → a if
+    ``${osvos.all_set:x,y}`` → none of them is null; ``${osvos.if_none:x,a,b}`` → a if x is null
+    else b; ``${osvos.if_true:c,a,b}`` → a if c else b; ``${osvos.if_eq:x,y,a,b}`` → a if
     x == y else b."""
     if not OmegaConf.has_resolver("osvos.is_set"):
         OmegaConf.register_new_resolver("osvos.is_set", lambda x: x is not None)
     if not OmegaConf.has_resolver("osvos.any_set"):
         OmegaConf.register_new_resolver("osvos.any_set", lambda *xs: any(x is not None for x in xs))
+    if not OmegaConf.has_resolver("osvos.all_set"):
+        OmegaConf.register_new_resolver("osvos.all_set", lambda *xs: all(x is not None for x in xs))
+    if not OmegaConf.has_resolver("osvos.if_true"):
+        OmegaConf.register_new_resolver("osvos.if_true", lambda c, a, b: a if c else b)
     if not OmegaConf.has_resolver("osvos.if_none"):
         OmegaConf.register_new_resolver("osvos.if_none", lambda x, a, b: a if x is None else b)
     if not OmegaConf.has_resolver("osvos.if_eq"):

@@ -68,8 +68,10 @@ def prepare_online(cfg: DictConfig, output_dir: Path, predictions: str = "predic
              ] if iterations and cfg.online.parent_weight else []
     steps += [f"each object kept near its previous mask (online.near_previous="
               f"{cfg.online.near_previous})"] if cfg.online.near_previous is not None else []
-    log.info("plan: per object %d fine-tuning updates (online.iterations), then every frame "
-             "segmented%s%s; %s, %s", iterations, "".join(f", {s}" for s in steps),
+    held = (f" held near the parent (online.l2sp={cfg.online.l2sp})"
+            if iterations and cfg.online.l2sp else "")
+    log.info("plan: per object %d fine-tuning updates (online.iterations)%s, then every frame "
+             "segmented%s%s; %s, %s", iterations, held, "".join(f", {s}" for s in steps),
              " and snapped to contours" if contours else
              " (no contour_ckpt / contour_maps: no boundary snapping, the report's -BS row)",
              engine.device, engine.precision)
