@@ -66,8 +66,7 @@ def score(out: Path, annotations: Path, votes: list[float], ucm: float, threshol
     from PIL import Image
 
     from osvos_pl.metrics import evaluate_sequence
-    from osvos_pl.snapping.snap import MIN_SUPERPIXELS, majority_vote
-    from osvos_pl.snapping.ucm import superpixels
+    from osvos_pl.snapping import snap_to_regions, superpixels
     from osvos_pl.tasks.temporal import follower
 
     rows: dict[str, dict] = {}
@@ -84,12 +83,8 @@ def score(out: Path, annotations: Path, votes: list[float], ucm: float, threshol
         for vote in [None, *votes]:
             follow, pred = follower(near_previous), []
             for p, r in zip(probs, regions):
-                p = p.copy()
-                if vote is not None and r.max() + 1 >= MIN_SUPERPIXELS:
-                    for k in range(len(p)):
-                        keep = majority_vote(r, p[k], vote)
-                        p[k] = np.where(keep, np.maximum(p[k], threshold + 1e-6),
-                                        np.minimum(p[k], threshold))
+                if vote is not None:
+                    p, _ = snap_to_regions(p, r, vote, threshold)
                 pred.append(follow((p.max(0) > threshold).astype(np.uint8)))
             (jf,) = evaluate_sequence(gt, np.stack(pred), multi_object=False).values()
             rows[name][vote] = (float(np.mean(jf["J"])), float(np.mean(jf["F"])))

@@ -7,6 +7,7 @@ from osvos_pl.snapping.snap import (
     majority_vote,
     snap,
     snap_objects,
+    snap_to_regions,
 )
 from osvos_pl.snapping.ucm import UCM_THRESHOLD, superpixels
 
@@ -18,5 +19,6 @@ __all__ = [
     "majority_vote",
     "snap",
     "snap_objects",
+    "snap_to_regions",
     "superpixels",
 ]

@@ -107,25 +107,38 @@ def snap_objects(
         min_superpixels: frames with fewer superpixels than this are left as they are.
 
     Returns:
+        ``(probs, status)`` as :func:`snap_to_regions`, on the superpixels of ``edges``.
+
+    One set of superpixels serves all objects, as they share the frame's contours.
+    """
+    probs = _object_maps(probs)
+    check_same_shape(probs=probs[0], edges=np.asarray(edges))
+    return snap_to_regions(probs, superpixels(edges, ucm_threshold), mask_threshold, threshold,
+                           min_superpixels)
+
+
+def snap_to_regions(
+    probs: np.ndarray,
+    regions: np.ndarray,
+    mask_threshold: float = MASK_THRESHOLD,
+    threshold: float = 0.5,
+    min_superpixels: int = MIN_SUPERPIXELS,
+) -> tuple[np.ndarray, SnapStatus]:
+    """:func:`snap_objects` on superpixels already made (``superpixels``), so that one frame's
+    superpixels can be voted on under several settings (``experiments/study_snapping.py``).
+
+    Returns:
         ``(probs, status)``: new ``(K, H, W) float32`` probabilities and a :class:`SnapStatus`.
         Snapped, a pixel of a foreground superpixel gets ``max(p, threshold + 1e-6)`` and any
         other pixel ``min(p, threshold)``: each mask is the snapped one at ``threshold``, and the
         order of the objects' probabilities, which decides the merge, is kept. Skipped, the
         probabilities come back unchanged.
-
-    One set of superpixels serves all objects, as they share the frame's contours.
     """
-    probs = np.asarray(probs)
-    if probs.ndim != 3 or probs.shape[0] == 0:
-        raise ValueError(
-            f"probs must be (K, H, W) object probabilities, K >= 1, got shape {probs.shape}"
-        )
-    check_same_shape(probs=probs[0], edges=np.asarray(edges))
+    probs = _object_maps(probs)
     if isinstance(min_superpixels, bool) or not isinstance(min_superpixels, (int, np.integer)):
         raise ValueError(f"min_superpixels must be an integer, got {min_superpixels!r}")
     threshold = _finite("threshold", threshold)
     out = probs.astype(np.float32, copy=True)
-    regions = superpixels(edges, ucm_threshold)
     count = int(regions.max()) + 1
     if count == 1:
         return out, SnapStatus.NO_BOUNDARY
@@ -139,6 +152,16 @@ def snap_objects(
             np.minimum(prob, np.float32(threshold)),
         )
     return out, SnapStatus.SNAPPED
+
+
+def _object_maps(probs: np.ndarray) -> np.ndarray:
+    """``probs`` as an array, or a ValueError unless it is ``(K, H, W)`` with K >= 1."""
+    probs = np.asarray(probs)
+    if probs.ndim != 3 or probs.shape[0] == 0:
+        raise ValueError(
+            f"probs must be (K, H, W) object probabilities, K >= 1, got shape {probs.shape}"
+        )
+    return probs
 
 
 def _finite(name: str, value: float) -> float:
