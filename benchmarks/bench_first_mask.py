@@ -1,5 +1,7 @@
 """A first mask from a box: GrabCut alone against the shipped parent's probabilities in the box
-(alone, or as GrabCut's initial labels), IoU against the annotation on frame 0 of each sequence.
+(alone, or as GrabCut's initial labels) and against a copy of the parent fine-tuned on the frame
+with the box as its label (``box-tuned``, the conf's ``grabcut.tune_*`` / ``pair_*``), IoU
+against the annotation on frame 0 of each sequence.
 
 The box is the annotation's bounding box plus ``--margin`` of its width / height on each side
 (clipped to the frame), as a user would draw it. Settings are to be chosen on sequences the
@@ -17,12 +19,15 @@ own 25 training sequences are listed apart (it has seen their frames).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from PIL import Image
 
 from osvos_pl.metrics import db_eval_iou
@@ -65,6 +70,7 @@ def main() -> None:
     net = build_network(weights=None)
     normalization = get_normalization(load_checkpoint(net, args.parent).normalization or "imagenet")
     trained = set(load_trained_on(args.parent))
+    conf = grabcut_conf()
     rows = []
     for name in names:
         image = np.asarray(Image.open(root / "JPEGImages" / args.resolution / name / "00000.jpg")
@@ -75,16 +81,21 @@ def main() -> None:
         row = {"sequence": name, "size": list(image.shape[:2]), "box": list(box),
                "group": "dev" if name in DEV else "parent-trained" if name in trained else "other"}
         start = time.perf_counter()
-        row["grabcut"] = iou(truth, first_mask(GrabCut(), image, box))
+        row["grabcut"] = iou(truth, first_mask(GrabCut(method="grabcut"), image, box))
         row["seconds grabcut"] = time.perf_counter() - start
         for height in args.heights:
             start = time.perf_counter()
             prior = parent_prior(net, normalization, image, height)
             row[f"seconds prior@{height}px"] = time.perf_counter() - start
+            start = time.perf_counter()
+            tuner = GrabCut(**{**conf, "method": "box-tuned", "prior_height": height})
+            tuned = tuner.prior(net, normalization, image, box)
+            row[f"seconds tuning@{height}px"] = time.perf_counter() - start
             for t in args.thresholds:
                 for method in METHODS[1:]:
                     start = time.perf_counter()
-                    mask = first_mask(GrabCut(method=method, threshold=t), image, box, prior)
+                    mask = first_mask(GrabCut(**{**conf, "method": method, "threshold": t}), image,
+                                      box, tuned if method == "box-tuned" else prior)
                     row[f"{method}@{height}px,t{t:g}"] = iou(truth, mask)
                     row[f"seconds {method}@{height}px,t{t:g}"] = time.perf_counter() - start
         rows.append(row)
@@ -101,6 +112,14 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                         "rows": rows, "summary": summary}, indent=1))
+
+
+def grabcut_conf() -> dict:
+    """``conf/predict.yaml``'s ``grabcut`` knobs (the tuning's among them), without its target."""
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"),
+                               version_base=None):
+        node = compose("predict").grabcut
+    return dataclasses.asdict(instantiate(node))
 
 
 def first_mask(grabcut: GrabCut, image: np.ndarray, box, prior=None) -> np.ndarray:

@@ -80,14 +80,15 @@ def write_first_mask(cfg: DictConfig, image, output: Path, grabcut) -> Path:
     box = None if cfg.box is None else parse_box(cfg.box, size)
     fg, bg = parse_points(cfg.fg, "fg", size), parse_points(cfg.bg, "bg", size)
     grabcut = grabcut or GrabCut()
-    prior = box_prior(cfg, image, grabcut) if box is not None else None
+    prior = box_prior(cfg, image, grabcut, box) if box is not None else None
     mask = grabcut(image, box, fg, bg, prior=prior)
     path = write_mask(output / "first_mask.png", mask.astype("uint8") * 255, palette=False)
     used = grabcut.sees_object(prior, box)
-    if prior is not None and not used:
+    if box is not None and grabcut.needs_prior and cfg.parent_ckpt and not used:
         log.info("the parent sees no object in the box (its mask would fill less than %.0f%% of "
-                 "it, grabcut.min_box_share): GrabCut from the box alone",
-                 100 * grabcut.min_box_share)
+                 "it, grabcut.min_box_share; for box-tuned, or less than %.0f%% of its convex "
+                 "hull, grabcut.min_solidity): GrabCut from the box alone",
+                 100 * grabcut.min_box_share, 100 * grabcut.min_solidity)
     log.info("first mask by %s (box=%s, %d fg / %d bg points) -> %s: %s",
              METHOD_WORDS[grabcut.method if used else "grabcut"],
              ",".join(map(str, box)) if box else "none", len(fg), len(bg), path,
@@ -98,17 +99,17 @@ def write_first_mask(cfg: DictConfig, image, output: Path, grabcut) -> Path:
 #: ``grabcut.method`` in the run log.
 METHOD_WORDS = {"grabcut": "GrabCut from the box",
                 "parent": "the parent's object probability inside the box",
-                "parent+grabcut": "GrabCut started from the parent's labels inside the box"}
+                "parent+grabcut": "GrabCut started from the parent's labels inside the box",
+                "box-tuned": "the parent fine-tuned on the frame with the box as its label"}
 
 
-def box_prior(cfg: DictConfig, image, grabcut):
+def box_prior(cfg: DictConfig, image, grabcut, box=None):
     """The parent's ``(H, W)`` object probability on frame ``image`` where ``grabcut.method``
-    reads it (``osvos_pl.tasks.first_mask.parent_prior``), else None; without a parent
+    reads it (``GrabCut.prior``: for ``box-tuned`` fine-tuned on ``box``), else None; without a parent
     (``parent_ckpt=null``) GrabCut works from the box alone, and says so."""
     from hydra.utils import instantiate
 
     from osvos_pl.model.checkpoint import load_checkpoint
-    from osvos_pl.tasks.first_mask import parent_prior
     from osvos_pl.utils.normalization import get_normalization
 
     if not grabcut.needs_prior:
@@ -119,8 +120,8 @@ def box_prior(cfg: DictConfig, image, grabcut):
         return None
     net = instantiate(cfg.model, weights=None)
     loaded = load_checkpoint(net, cfg.parent_ckpt, cache_dir=cfg.paths.cache_dir)
-    return parent_prior(net, get_normalization(loaded.normalization or net.normalization), image,
-                        int(grabcut.prior_height))
+    return grabcut.prior(net, get_normalization(loaded.normalization or net.normalization), image,
+                         box)
 
 
 def interrupted_message(output: Path) -> str:

@@ -278,7 +278,7 @@ def test_real_frames_with_the_page_defaults_and_a_box(browser, demo_url, davis_s
     _click_box(page, status, box)
     expect(status).to_contain_text("press", timeout=10_000)
     page.click("#grabcut")
-    expect(status).to_contain_text("box, object 1, by GrabCut started from the parent's labels",
+    expect(status).to_contain_text("box, object 1, by the parent fine-tuned on the frame",
                                    timeout=60_000)
     page.click("#run")
     expect(status).to_contain_text("done in", timeout=600_000)

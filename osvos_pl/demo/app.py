@@ -18,7 +18,8 @@ from osvos_pl.tasks.first_mask import GrabCut
 
 #: The box button, by ``grabcut.method``: what makes the mask.
 BOX_BUTTON = {"grabcut": "GrabCut the box", "parent": "Mask the box (the parent's objects)",
-              "parent+grabcut": "Mask the box (parent + GrabCut)"}
+              "parent+grabcut": "Mask the box (parent + GrabCut)",
+              "box-tuned": "Mask the box (the parent tuned on it)"}
 #: The three steps, at the top of the page.
 INTRO = ("## OSVOS: draw the object on the first frame, watch it followed\n"
          "1. Upload a video or a zip of frames, or pick a generated sequence. "

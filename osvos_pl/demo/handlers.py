@@ -127,7 +127,7 @@ class Handlers:
 
         box = parse_box(box_text, clip.size)
         prior = session.box_prior(self.s.grabcut, parent, self.s.predict, clip.first,
-                                  self.s.work_dir / "check")
+                                  self.s.work_dir / "check", box)
         labels, how = session.apply_grabcut(self.s.grabcut, clip.first,
                                             self._labels(editor, clip, base), int(object_id),
                                             box, prior)

@@ -72,9 +72,14 @@ def parse_points(values: Sequence, key: str, size: tuple[int, int] | None = None
 
 
 #: How a box becomes a first mask (``grabcut.method``): GrabCut from the box alone (colour
-#: only), the parent's object probability inside the box, or GrabCut started from the parent's
-#: labels inside the box instead of "everything in the box is probably the object".
-METHODS = ("grabcut", "parent", "parent+grabcut")
+#: only), the parent's object probability inside the box, GrabCut started from the parent's
+#: labels inside the box instead of "everything in the box is probably the object", or the
+#: probability of a copy of the parent whose heads were fine-tuned on the frame with the box as
+#: their label (``osvos_pl.tasks.box_tuning``).
+METHODS = ("grabcut", "parent", "parent+grabcut", "box-tuned")
+
+#: The methods whose mask is a probability inside the box thresholded, with no GrabCut after.
+THRESHOLDED = ("parent", "box-tuned")
 
 
 @dataclass(frozen=True)
@@ -82,23 +87,78 @@ class GrabCut:
     """How ``box=`` / ``fg=`` / ``bg=`` become a mask: ``method`` (``METHODS``), ``threshold``
     on the parent's probability (its methods) and the height in px of the frame the parent
     sees (``prior_height``, for :func:`parent_prior`) and the share of the box its mask must
-    fill to be used (``min_box_share``, else GrabCut), ``iterations`` of the GMM/graph-cut loop
+    fill to be used (``min_box_share``, else GrabCut; for ``box-tuned`` also the share of its
+    convex hull, ``min_solidity``), ``iterations`` of the GMM/graph-cut loop
     (its k-means start drawn from OpenCV's generator, seeded with ``seed``: the same mask on
     every run),
-    ``scribble_radius`` px of the disk each fg/bg point marks as certain."""
+    ``scribble_radius`` px of the disk each fg/bg point marks as certain; ``box-tuned``'s
+    fine-tuning: ``tune_*`` and ``pair_*`` (:class:`~osvos_pl.tasks.box_tuning.BoxTuning`)."""
 
     iterations: int = 5
     scribble_radius: int = 4
-    method: str = "parent+grabcut"
+    method: str = "box-tuned"
     threshold: float = 0.5
     prior_height: int = 240
     min_box_share: float = 0.1
+    min_solidity: float = 0.35
     seed: int = 0
+    tune_steps: int = 50
+    tune_lr: float = 1e-3
+    tune_margin: float = 0.05
+    tune_outside: float = 1.0
+    tune_projection: float = 1.0
+    tune_pairwise: float = 5.0
+    tune_parent: float = 0.5
+    pair_dilation: int = 2
+    pair_theta: float = 2.0
+    pair_tau: float = 0.3
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise DataError(f"grabcut.method={self.method} is unknown: choose one of "
                             f"{', '.join(METHODS)}")
+        bad = self.tuning.problems()
+        if not 0 <= self.min_solidity <= 1:
+            bad.append(f"grabcut.min_solidity={self.min_solidity} (in [0, 1])")
+        if bad:
+            raise DataError(f"{'; '.join(bad)}: out of range")
+
+    @property
+    def tuning(self):
+        """``box-tuned``'s knobs as a :class:`~osvos_pl.tasks.box_tuning.BoxTuning`."""
+        from osvos_pl.tasks.box_tuning import BoxTuning
+
+        return BoxTuning(steps=self.tune_steps, lr=self.tune_lr, margin=self.tune_margin,
+                         outside=self.tune_outside, projection=self.tune_projection,
+                         pairwise=self.tune_pairwise, parent=self.tune_parent,
+                         dilation=self.pair_dilation, theta=self.pair_theta, tau=self.pair_tau)
+
+    def prior(self, net, normalization, image: np.ndarray,
+              box: Box | None = None) -> np.ndarray | None:
+        """The ``(H, W)`` object probability this method reads on ``image`` for ``box``: the
+        parent's (:func:`parent_prior`); for ``box-tuned``, where the parent sees an object in
+        the box (:meth:`sees_object`), that of its copy fine-tuned on the frame with the box as
+        the label (``osvos_pl.tasks.box_tuning``). Where the parent sees no object there, or
+        its mask fills less than ``min_solidity`` of its convex hull (a ring or specks: on the
+        generated stripes it sees only the object's rim, and a copy tuned from that keeps the
+        rim), ``None``: GrabCut works from the box alone."""
+        if self.method != "box-tuned" or box is None:
+            return parent_prior(net, normalization, image, int(self.prior_height))
+        import torch
+
+        from osvos_pl.model.osvos import native_probabilities
+        from osvos_pl.tasks.box_tuning import parent_features, scale_box, tune_heads
+
+        small, taps, logit = parent_features(net, normalization, image, int(self.prior_height))
+        prior = native_probabilities(logit, image.shape[:2])[0].numpy()
+        x0, y0, x1, y1 = box
+        if not (self.sees_object(prior, box)
+                and solidity(prior[y0:y1, x0:x1] > self.threshold) >= self.min_solidity):
+            return None
+        tuned = tune_heads(net, small, taps, logit, scale_box(box, image.shape[:2],
+                                                              small.shape[:2]), self.tuning)
+        with torch.no_grad():
+            return native_probabilities(tuned, image.shape[:2])[0].numpy()
 
     @property
     def needs_prior(self) -> bool:
@@ -120,10 +180,10 @@ class GrabCut:
         """``(H, W) bool`` object mask of the ``(H, W, 3) uint8`` RGB ``image``.
 
         With a box, outside it is background; inside it is probably foreground, or, given the
-        parent's ``(H, W)`` object ``prior`` and a parent ``method``, foreground where the
-        prior is above ``threshold`` (``parent``: that is the mask; ``parent+grabcut``: GrabCut
-        starts from it). Without a box everything is probably background. fg / bg points are
-        certain either way. Empty result or nothing to start from: a DataError saying what to
+        parent's ``(H, W)`` object ``prior`` (:meth:`prior`) and a parent ``method``, foreground
+        where the prior is above ``threshold`` (``parent`` / ``box-tuned``: that is the mask;
+        ``parent+grabcut``: GrabCut starts from it). Without a box everything is probably
+        background. fg / bg points are certain either way. Empty result or nothing to start from: a DataError saying what to
         draw.
         """
         if box is None and not fg:
@@ -143,7 +203,7 @@ class GrabCut:
                 cv2.circle(mask, (int(x), int(y)), self.scribble_radius, int(label), -1)
         if (mask == cv2.GC_BGD).all() or not ((mask == cv2.GC_BGD) | (mask == cv2.GC_PR_BGD)).any():
             raise DataError("GrabCut needs some background: draw a box smaller than the frame")
-        if not (use_prior and self.method == "parent"):
+        if not (use_prior and self.method in THRESHOLDED):
             bgr = np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
             cv2.setRNGSeed(int(self.seed))
             models = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
@@ -153,6 +213,15 @@ class GrabCut:
             raise DataError("GrabCut found no object: draw the box tighter around it or add "
                             "foreground points (fg=)")
         return out
+
+
+def solidity(mask: np.ndarray) -> float:
+    """The share of its convex hull that the ``(h, w) bool`` mask fills (pixels over the hull
+    of their centres: a little above 1 for a solid disk); 0 for an empty mask."""
+    points = cv2.findNonZero(mask.astype(np.uint8))
+    if points is None:
+        return 0.0
+    return float(mask.sum()) / max(1.0, cv2.contourArea(cv2.convexHull(points)))
 
 
 def parent_prior(net, normalization, image: np.ndarray, height: int = 240) -> np.ndarray:

@@ -29,16 +29,15 @@ def apply_grabcut(grabcut: GrabCut, image: np.ndarray, labels: np.ndarray, objec
 
 
 def box_prior(grabcut: GrabCut, value: str | None, overrides: Sequence[str],
-              image: np.ndarray, work: Path) -> np.ndarray | None:
+              image: np.ndarray, work: Path, box: Box | None = None) -> np.ndarray | None:
     """The parent's object probability on ``image`` for the box (``grabcut.method``), from the
     parent the page would run (``value``; None without one), its network built once per parent
-    with predict's config (``overrides``)."""
+    with predict's config (``overrides``); ``box-tuned`` tunes a copy of it on ``box``."""
     if not grabcut.needs_prior or value in (None, "", NO_PARENT):
         return None
     from hydra.utils import instantiate
 
     from osvos_pl.model.checkpoint import load_checkpoint
-    from osvos_pl.tasks.first_mask import parent_prior
     from osvos_pl.utils.normalization import get_normalization
 
     key = (str(value), tuple(overrides))
@@ -49,4 +48,4 @@ def box_prior(grabcut: GrabCut, value: str | None, overrides: Sequence[str],
         loaded = load_checkpoint(net, cfg.parent_ckpt, cache_dir=cfg.paths.cache_dir)
         _PRIORS[key] = net, get_normalization(loaded.normalization or net.normalization)
     net, normalization = _PRIORS[key]
-    return parent_prior(net, normalization, image, int(grabcut.prior_height))
+    return grabcut.prior(net, normalization, image, box)
