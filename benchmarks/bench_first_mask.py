@@ -1,7 +1,7 @@
 """A first mask from a box: GrabCut alone against the shipped parent's probabilities in the box
 (alone, or as GrabCut's initial labels) and against a copy of the parent fine-tuned on the frame
 with the box as its label (``box-tuned``, the conf's ``grabcut.tune_*`` / ``pair_*``), IoU
-against the annotation on frame 0 of each sequence.
+against the annotation on frame 0 of each sequence (`--frames`: on more annotated frames of each).
 
 The box is the annotation's bounding box plus ``--margin`` of its width / height on each side
 (clipped to the frame), as a user would draw it. Settings are to be chosen on sequences the
@@ -56,6 +56,9 @@ def main() -> None:
     ap.add_argument("--root", required=True, help="a DAVIS root")
     ap.add_argument("--resolution", default="480p")
     ap.add_argument("--sequences", nargs="*", help="default: every sequence of the root")
+    ap.add_argument("--frames", type=int, nargs="+", default=[0],
+                    help="annotated frames of each sequence to make a box of (those past its "
+                         "end skipped): more frames than the dev split's five first ones")
     ap.add_argument("--margin", type=float, default=0.05)
     ap.add_argument("--parent", default="davis2016")
     ap.add_argument("--heights", type=int, nargs="+", default=[240],
@@ -72,13 +75,17 @@ def main() -> None:
     trained = set(load_trained_on(args.parent))
     conf = grabcut_conf()
     rows = []
-    for name in names:
-        image = np.asarray(Image.open(root / "JPEGImages" / args.resolution / name / "00000.jpg")
+    frames = [(name, f) for name in names for f in args.frames
+              if (root / "Annotations" / args.resolution / name / f"{f:05d}.png").is_file()]
+    for name, f in frames:
+        image = np.asarray(Image.open(root / "JPEGImages" / args.resolution / name / f"{f:05d}.jpg")
                            .convert("RGB"))
-        truth = np.asarray(Image.open(root / "Annotations" / args.resolution / name / "00000.png"))
+        truth = np.asarray(Image.open(root / "Annotations" / args.resolution / name / f"{f:05d}.png"))
         truth = (truth > 0) if truth.ndim == 2 else truth.any(-1)
+        if not truth.any():
+            continue  # the object is out of view: no box to draw
         box = box_of(truth, args.margin)
-        row = {"sequence": name, "size": list(image.shape[:2]), "box": list(box),
+        row = {"sequence": name, "frame": f, "size": list(image.shape[:2]), "box": list(box),
                "group": "dev" if name in DEV else "parent-trained" if name in trained else "other"}
         start = time.perf_counter()
         row["grabcut"] = iou(truth, first_mask(GrabCut(method="grabcut"), image, box))
@@ -104,9 +111,10 @@ def main() -> None:
     summary = {}
     for group in sorted({r["group"] for r in rows}) + ["all"]:
         chosen = [r for r in rows if group in ("all", r["group"])]
-        keys = [k for k in chosen[0] if k not in ("sequence", "size", "box", "group")]
+        keys = [k for k in chosen[0] if k not in ("sequence", "frame", "size", "box", "group")]
         summary[group] = {k: float(np.mean([r[k] for r in chosen])) for k in keys}
-        summary[group]["sequences"] = len(chosen)
+        summary[group]["frames"] = len(chosen)
+        summary[group]["sequences"] = len({r["sequence"] for r in chosen})
     print(json.dumps(summary, indent=1))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,9 @@ combinations of the two offline (no network runs twice for a rule).
 
     python experiments/study_oneshot.py OUT [hydra overrides of +experiment=online_bs ...]
     python experiments/study_oneshot.py OUT --score [--rules ...]
+
+With ``+study.flip=1`` the dump also holds both networks' maps of each mirrored frame (mapped
+back); a rule ``flip+RULE`` scores RULE on the means, as ``online.test_flip`` makes them.
 """
 
 from __future__ import annotations
@@ -126,6 +129,9 @@ def rule_masks(probs: np.ndarray, rule: str, first: np.ndarray | None = None) ->
     """``(N, K, H, W)`` uint8 probabilities (K: fine-tuned, parent[, flips]) → ``(N, H, W)``;
     ``first`` the annotation of frame 0 (the rules that follow the object from it)."""
     p = probs.astype(np.float32) / 255
+    if rule.startswith("flip+"):  # flip+RULE: RULE on the means with the mirrored frame's maps
+        p = (p[:, :2] + p[:, 2:4]) / 2  # (what online.test_flip does before the blend)
+        return rule_masks(np.round(p * 255).astype(np.uint8), rule[5:], first)
     ft, par = p[:, 0], p[:, 1]
     kind, *args = rule.split(":")
     a = [float(x) for x in args]

@@ -52,22 +52,26 @@ def test_generated_default_uses_short_schedule_and_real_data_the_paper_one(tmp_p
 
 
 @pytest.mark.parametrize("overrides,expected", [
-    # (iterations, threshold, near_previous, parent_weight, l2sp): the one-shot defaults chosen on
-    # the DAVIS 2016 train dev split apply with a parent on real data only
-    ([], (100, 0.5, None, 0.0, 0.0)),
-    (["parent_ckpt=p.ckpt"], (100, 0.5, None, 0.0, 0.0)),  # the generated default
-    (["data.root=/d"], (100, 0.5, None, 0.0, 0.0)),  # -PN
-    (["data.root=/d", "parent_ckpt=p.ckpt"], (150, 0.65, 0.25, 0.3, 1e-3)),
-    (["data.root=/d", "parent_ckpt=p.ckpt", "online.with_parent=false"], (100, 0.5, None, 0.0, 0.0)),
-    (["data.root=/d", "parent_ckpt=p.ckpt", "+preset=paper"], (500, 0.5, None, 0.0, 0.0)),
-    (["data.root=/d", "parent_ckpt=p.ckpt", "+preset=reference"], (300, 0.5, None, 0.0, 0.0)),
+    # (iterations, threshold, near_previous, parent_weight, l2sp, test_flip): the one-shot defaults
+    # chosen on the DAVIS 2016 train dev split apply with a parent on real data only
+    ([], (100, 0.5, None, 0.0, 0.0, False)),
+    (["parent_ckpt=p.ckpt"], (100, 0.5, None, 0.0, 0.0, False)),  # the generated default
+    (["data.root=/d"], (100, 0.5, None, 0.0, 0.0, False)),  # -PN
+    (["data.root=/d", "parent_ckpt=p.ckpt"], (200, 0.65, 0.25, 0.3, 1e-3, True)),
+    (["data.root=/d", "parent_ckpt=p.ckpt", "online.with_parent=false"],
+     (100, 0.5, None, 0.0, 0.0, False)),
+    (["data.root=/d", "parent_ckpt=p.ckpt", "+preset=paper"], (500, 0.5, None, 0.0, 0.0, False)),
+    (["data.root=/d", "parent_ckpt=p.ckpt", "+preset=reference"],
+     (300, 0.5, None, 0.0, 0.0, False)),
 ])
 def test_one_shot_defaults_follow_the_parent_and_the_data(overrides, expected, tmp_path):
     o = compose_cfg(["+experiment=online", *overrides], tmp_path).online
-    assert (o.iterations, o.threshold, o.near_previous, o.parent_weight, o.l2sp) == expected
+    assert (o.iterations, o.threshold, o.near_previous, o.parent_weight, o.l2sp,
+            o.test_flip) == expected
     if not any(o.startswith("+preset") for o in overrides):  # a preset after it sets iterations
         os_row = compose_cfg(["+experiment=online_os", *overrides], tmp_path).online
-        assert (os_row.iterations, os_row.threshold, os_row.near_previous) == (0, 0.5, None)
+        assert (os_row.iterations, os_row.threshold, os_row.near_previous,
+                os_row.test_flip) == (0, 0.5, None, False)
 
 
 def test_predict_keeps_100_updates_and_the_real_data_defaults_with_a_parent(tmp_path):
@@ -77,11 +81,11 @@ def test_predict_keeps_100_updates_and_the_real_data_defaults_with_a_parent(tmp_
         with_parent = compose("predict", overrides=["input=x", "mask=y.png", "parent_ckpt=p.ckpt"])
         pn = compose("predict", overrides=["input=x", "mask=y.png", "parent_ckpt=null"])
     o = with_parent.online
-    assert (o.iterations, o.threshold, o.near_previous, o.parent_weight, o.l2sp) == (
-        100, 0.65, 0.25, 0.3, 1e-3)
+    assert (o.iterations, o.threshold, o.near_previous, o.parent_weight, o.l2sp, o.test_flip) == (
+        100, 0.65, 0.25, 0.3, 1e-3, False)
     o = pn.online
-    assert (o.iterations, o.threshold, o.near_previous, o.parent_weight, o.l2sp) == (
-        100, 0.5, None, 0.0, 0.0)
+    assert (o.iterations, o.threshold, o.near_previous, o.parent_weight, o.l2sp, o.test_flip) == (
+        100, 0.5, None, 0.0, 0.0, False)
 
 
 @pytest.mark.parametrize("override,key", [

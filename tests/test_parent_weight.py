@@ -69,3 +69,32 @@ def test_weight_outside_0_1_is_refused():
     with pytest.raises(ConfigError, match="online.parent_weight"):
         OneShotSegmenter(FineTuning(0, None, ParamGroups({}), None), parent_weight=1.5,
                          parent=None, engine=cpu_engine(Path(".")))
+
+
+class _Mirrored(torch.nn.Module):
+    """A stand-in whose foreground is the image's left columns (x < 5) as it sees them: on a
+    mirrored frame it marks the frame's right columns instead."""
+
+    def forward_fused(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.full((x.shape[0], 1, *x.shape[-2:]), -5.0)
+        logits[..., :5] = 5.0
+        return logits + x[:, :1] * 0  # keeps the input's batch size and device
+
+
+def test_test_flip_averages_each_frame_with_its_mirror_mapped_back():
+    seg = segmenter(cpu_engine(Path(".")))
+    seg.share_trunk = False
+    seg.finetuning.iterations = 1
+    batch = {"image": torch.zeros(1, 3, 16, 16), "native_hw": torch.tensor([[16, 16]]),
+             "frame": torch.tensor([0])}
+    seg.threshold = 0.4
+    (_, plain), = seg.segment({1: _Mirrored()}, [batch])
+    seg.test_flip = True
+    (_, both), = seg.segment({1: _Mirrored()}, [batch])
+    # alone: the left five columns; with the mirror: each side has probability ~0.5 on its own
+    # side only (the left from the frame, the right from the mirror mapped back), above 0.4
+    assert plain[:, :5].all() and not plain[:, 5:].any()
+    assert both[:, :5].all() and both[:, 11:].all() and not both[:, 5:11].any()
+    seg.threshold = 0.6  # and neither half reaches 0.6: it is a mean, not a union
+    (_, strict), = seg.segment({1: _Mirrored()}, [batch])
+    assert not strict.any()

@@ -64,8 +64,9 @@ def prepare_online(cfg: DictConfig, output_dir: Path, predictions: str = "predic
     contours = contour_source(cfg, engine, dm)
     iterations = int(cfg.online.iterations)
     log.info("weights: %s", parent.weights_source)
-    steps = [f"blended with the parent (online.parent_weight={cfg.online.parent_weight})"
-             ] if iterations and cfg.online.parent_weight else []
+    steps = ["averaged with the mirrored frame (online.test_flip)"] if cfg.online.test_flip else []
+    steps += [f"blended with the parent (online.parent_weight={cfg.online.parent_weight})"
+              ] if iterations and cfg.online.parent_weight else []
     steps += [f"each object kept near its previous mask (online.near_previous="
               f"{cfg.online.near_previous})"] if cfg.online.near_previous is not None else []
     held = (f" held near the parent (online.l2sp={cfg.online.l2sp})"

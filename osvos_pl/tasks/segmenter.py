@@ -54,6 +54,9 @@ class OneShotSegmenter:
     turns or changes colour; docs/method.md#one-shot-that-does-not-forget). 0: the paper's.
     ``near_previous`` (``online.near_previous``): each object's parts far from its mask in the
     previous frame are dropped (``osvos_pl.tasks.temporal``); None: every frame alone (the paper).
+    ``test_flip`` (``online.test_flip``): every network also sees each frame mirrored, and each
+    probability is the mean of the two (the mirror's mapped back): twice the inference, for a
+    copy whose views of frame 0 were mirrored only at random.
 
     ``prefix`` (``online.prefix``): how the frozen stages run, the same for every copy of the
     parent (``osvos_pl.model.prefix``): ``eager`` (each network's own layers), ``compiled``,
@@ -78,6 +81,7 @@ class OneShotSegmenter:
         calibration: str = "none",
         parent_weight: float = 0.0,
         near_previous: float | None = None,
+        test_flip: bool = False,
         *,
         parent: torch.nn.Module,
         engine,
@@ -107,6 +111,7 @@ class OneShotSegmenter:
             raise ConfigError(f"online.parent_weight={parent_weight} must be in [0, 1] (the "
                               "parent's share of each frame's foreground probability)")
         self.parent_weight, self.near_previous = float(parent_weight), checked_reach(near_previous)
+        self.test_flip = bool(test_flip)
         self.parent, self.engine, self.contours = parent, engine, contours
         self.callbacks, self.progress = list(callbacks), progress
         self.share_trunk = bool(share_trunk)
@@ -253,6 +258,9 @@ class OneShotSegmenter:
                 image = image.contiguous(memory_format=torch.channels_last)
             native = tuple(int(v) for v in batch["native_hw"][0])
             probs = self.object_probabilities(networks, image, native, shared, prefix)
+            if self.test_flip:  # the mean with the mirrored frame's maps, mirrored back
+                mirrored = self.object_probabilities(networks, image.flip(-1), native, shared, prefix)
+                probs = (probs + mirrored[..., ::-1]) / 2
             if blend:
                 w = self.parent_weight
                 probs = (blend_parent(probs[:-1], probs[-1], w) if joint
