@@ -74,7 +74,8 @@ def write_first_mask(cfg: DictConfig, image, output: Path, grabcut) -> Path:
     """GrabCut's mask of frame ``image`` from ``cfg.box`` / ``fg`` / ``bg`` as
     ``<output>/first_mask.png`` (0/255), with a line saying how it looks."""
     from osvos_pl.data.io import write_mask
-    from osvos_pl.tasks.first_mask import GrabCut, describe_mask, parse_box, parse_points
+    from osvos_pl.tasks.first_mask import GrabCut, parse_box, parse_points
+    from osvos_pl.tasks.mask_report import describe_mask
 
     size = image.shape[:2]
     box = None if cfg.box is None else parse_box(cfg.box, size)

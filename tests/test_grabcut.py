@@ -12,7 +12,8 @@ from PIL import Image
 from osvos_pl.metrics import db_eval_iou
 from osvos_pl.predict import USAGE, box_as_list
 from osvos_pl.runner.preflight import check_predict, predict_missing, preflight
-from osvos_pl.tasks.first_mask import GrabCut, describe_mask, parse_box
+from osvos_pl.tasks.first_mask import GrabCut, parse_box
+from osvos_pl.tasks.mask_report import describe_mask
 from osvos_pl.utils.errors import DataError
 from tests.helpers import run_cli
 

@@ -29,7 +29,7 @@ from osvos_pl.tasks.contour_sources import ContourSource
 from osvos_pl.tasks.finetuning import FineTuning, FineTuningTask, TrunkPrefixes
 from osvos_pl.tasks.joint import OBJECT_MODES, JointNetwork, blend_parent
 from osvos_pl.tasks.loggers import PrefixedLogger
-from osvos_pl.tasks.networks import object_maps, shared_stages
+from osvos_pl.tasks.networks import object_probabilities, shared_stages
 from osvos_pl.tasks.temporal import checked_reach, follower
 from osvos_pl.utils.errors import ConfigError
 
@@ -198,31 +198,16 @@ class OneShotSegmenter:
 
     def probabilities(self, net: torch.nn.Module, image: torch.Tensor,
                       native: tuple[int, int]) -> np.ndarray:
-        """``(B, 3, h, w)`` → ``(K, B, H, W)`` float32 object probabilities at native size (K = 1
-        for a binary network)."""
-        with self.engine.autocast():
-            logits = net.forward_fused(image)
-        return object_maps(logits, native)
+        """``(B, 3, h, w)`` → ``(K, B, H, W)`` object probabilities of one network
+        (``osvos_pl.tasks.networks.object_probabilities``) under the engine's autocast."""
+        return object_probabilities([net], image, native, self.engine.autocast)
 
     def object_probabilities(self, nets: Sequence[torch.nn.Module], image: torch.Tensor,
                              native: tuple[int, int], shared: int = 0,
                              prefix: FrozenPrefix | None = None) -> np.ndarray:
-        """``(K, B, H, W)`` float32 probabilities of the objects of networks whose first ``shared``
-        VGG stages are the same (``shared_stages``): those stages run once, in ``prefix`` as far
-        as it goes (a frozen prefix of the nets' common stages), the rest on the first network.
-        A binary network gives one object, a joint one its K (``object_maps``)."""
-        if not shared and prefix is None:
-            return np.concatenate([self.probabilities(net, image, native) for net in nets])
-        size = (image.shape[-2], image.shape[-1])
-        with self.engine.autocast():
-            if prefix is None:
-                start, (taps, x) = shared, nets[0].trunk_prefix(image, shared)
-            else:
-                start, (taps, x) = prefix.stages, prefix(image)
-                if shared > start:
-                    start, (taps, x) = shared, nets[0].trunk_stages(taps, x, start, shared)
-            logits = [net.forward_fused_from(taps, x, start, size) for net in nets]
-        return np.concatenate([object_maps(lg, native) for lg in logits])
+        """``(K, B, H, W)`` probabilities of ``nets``, their first ``shared`` stages run once
+        (``osvos_pl.tasks.networks.object_probabilities``) under the engine's autocast."""
+        return object_probabilities(nets, image, native, self.engine.autocast, shared, prefix)
 
     @torch.inference_mode()
     def segment(

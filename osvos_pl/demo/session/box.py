@@ -10,7 +10,8 @@ import numpy as np
 
 from osvos_pl.demo.session.config import predict_config
 from osvos_pl.demo.session.parents import NO_PARENT
-from osvos_pl.tasks.first_mask import Box, GrabCut, describe_mask
+from osvos_pl.tasks.first_mask import Box, GrabCut
+from osvos_pl.tasks.mask_report import describe_mask
 
 #: ``(parent, predict overrides)`` → ``(network, normalization)``: one parent at a time.
 _PRIORS: dict[tuple, tuple] = {}
