@@ -78,10 +78,7 @@ def main() -> None:
     frames = [(name, f) for name in names for f in args.frames
               if (root / "Annotations" / args.resolution / name / f"{f:05d}.png").is_file()]
     for name, f in frames:
-        image = np.asarray(Image.open(root / "JPEGImages" / args.resolution / name / f"{f:05d}.jpg")
-                           .convert("RGB"))
-        truth = np.asarray(Image.open(root / "Annotations" / args.resolution / name / f"{f:05d}.png"))
-        truth = (truth > 0) if truth.ndim == 2 else truth.any(-1)
+        image, truth = frame_and_truth(root, args.resolution, name, f)
         if not truth.any():
             continue  # the object is out of view: no box to draw
         box = box_of(truth, args.margin)
@@ -120,6 +117,16 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                         "rows": rows, "summary": summary}, indent=1))
+
+
+def frame_and_truth(root: Path, resolution: str, name: str, frame: int,
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Frame ``frame`` of sequence ``name`` as ``(H, W, 3) uint8`` RGB and its annotation as one
+    ``(H, W) bool`` foreground (every object of a palette mask)."""
+    image = np.asarray(Image.open(root / "JPEGImages" / resolution / name / f"{frame:05d}.jpg")
+                       .convert("RGB"))
+    truth = np.asarray(Image.open(root / "Annotations" / resolution / name / f"{frame:05d}.png"))
+    return image, (truth > 0) if truth.ndim == 2 else truth.any(-1)
 
 
 def grabcut_conf() -> dict:

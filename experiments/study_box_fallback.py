@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from bench_first_mask import box_of, first_mask, grabcut_conf, iou  # noqa: E402
+from bench_first_mask import box_of, first_mask, frame_and_truth, grabcut_conf, iou  # noqa: E402
 
 from osvos_pl.model.checkpoint import load_checkpoint  # noqa: E402
 from osvos_pl.model.factory import build_network  # noqa: E402
@@ -38,13 +37,9 @@ def measure(args) -> None:
     rows = []
     for name in args.sequences:
         for f in args.frames:
-            ann = root / "Annotations" / args.resolution / name / f"{f:05d}.png"
-            if not ann.is_file():
+            if not (root / "Annotations" / args.resolution / name / f"{f:05d}.png").is_file():
                 continue
-            image = np.asarray(Image.open(root / "JPEGImages" / args.resolution / name /
-                                          f"{f:05d}.jpg").convert("RGB"))
-            truth = np.asarray(Image.open(ann))
-            truth = (truth > 0) if truth.ndim == 2 else truth.any(-1)
+            image, truth = frame_and_truth(root, args.resolution, name, f)
             if not truth.any():
                 continue
             box = box_of(truth, 0.05)

@@ -77,7 +77,7 @@ def measure_infer(variant: Variant, hw, batch: int, device, warmup: int, repeat:
 
     @torch.inference_mode()
     def run():
-        segmenter.probabilities(net, x, hw)
+        segmenter.object_probabilities([net], x, hw)
 
     first: list[float] = []
     # inference may treat the weights as constants: inductor's freezing prepacks them for

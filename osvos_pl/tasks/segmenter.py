@@ -196,12 +196,6 @@ class OneShotSegmenter:
                                                        num_workers=0), val_dataloaders=[])
         return task.net
 
-    def probabilities(self, net: torch.nn.Module, image: torch.Tensor,
-                      native: tuple[int, int]) -> np.ndarray:
-        """``(B, 3, h, w)`` → ``(K, B, H, W)`` object probabilities of one network
-        (``osvos_pl.tasks.networks.object_probabilities``) under the engine's autocast."""
-        return object_probabilities([net], image, native, self.engine.autocast)
-
     def object_probabilities(self, nets: Sequence[torch.nn.Module], image: torch.Tensor,
                              native: tuple[int, int], shared: int = 0,
                              prefix: FrozenPrefix | None = None) -> np.ndarray:
