@@ -101,8 +101,9 @@ class Adaptation:
     the annotated frame. The pseudo-label, from the product's mask of the frame (flip mean,
     blend, threshold, ``keep_near``): object where that mask holds and the blended probability
     exceeds ``adapt_pos``, background farther than ``adapt_far`` x sqrt(area) px from the mask,
-    the rest ignored (``adapt_pos`` > 1: background only). The frames after it are segmented by
-    the adapted copy."""
+    the rest ignored (``adapt_pos`` > 1: background only); ``adapt_core`` = k > 0 keeps as object
+    only the largest part of the mask eroded by k px. The frames after it are segmented by the
+    adapted copy."""
 
     def __init__(self, net, parent, views, seg, study):
         import torch
@@ -110,6 +111,7 @@ class Adaptation:
         self.net, self.views, self.seg = net, views, seg
         self.every, self.n = int(study.adapt_every), int(study.adapt_steps)
         self.pos, self.far = float(study.adapt_pos), float(study.adapt_far)
+        self.core = int(study.get("adapt_core", 0))
         self.weight, self.th = seg.parent_weight, seg.threshold
         self.grow = seg.near_previous
         self.stages = seg.finetuning.frozen_stages
@@ -161,6 +163,10 @@ class Adaptation:
         reach = self.far * float(np.sqrt(m.sum()))
         far = cv2.distanceTransform((1 - m).astype(np.uint8), cv2.DIST_L2, 5) > reach
         pos = (m > 0) & (q > self.pos)
+        if self.core:  # the largest part of the mask eroded by ``core`` px: no look-alike joined to it
+            eroded = cv2.erode(m.astype(np.uint8), np.ones((2 * self.core + 1,) * 2, np.uint8))
+            count, parts, stats, _ = cv2.connectedComponentsWithStats(eroded, connectivity=8)
+            pos &= (parts == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))) if count > 1 else False
         small = lambda a: cv2.resize(a.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
         target = torch.from_numpy(small(pos)).float()[None, None]
         keep = torch.from_numpy(small(pos | far)).float()[None, None]
