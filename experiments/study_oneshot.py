@@ -108,29 +108,27 @@ class Adaptation:
     def __init__(self, net, parent, views, seg, study):
         import torch
 
+        from osvos_pl.tasks.temporal import follower
+
         self.net, self.views, self.seg = net, views, seg
         self.every, self.n = int(study.adapt_every), int(study.adapt_steps)
         self.pos, self.far = float(study.adapt_pos), float(study.adapt_far)
         self.core = int(study.get("adapt_core", 0))
         self.weight, self.th = seg.parent_weight, seg.threshold
-        self.grow = seg.near_previous
+        self.follow = follower(seg.near_previous)  # the product's filter, its state across frames
         self.stages = seg.finetuning.frozen_stages
         self.l2sp = seg.finetuning.l2sp
         self.params = {n: q for n, q in net.named_parameters() if q.requires_grad}
         ref = dict(parent.named_parameters())
         self.anchor = {n: ref[n].detach().clone() for n in self.params}
         self.optimizer = torch.optim.Adam(self.params.values(), lr=float(study.adapt_lr))
-        self.previous, self.steps_done, self.rng = None, 0, np.random.default_rng(0)
+        self.steps_done, self.rng = 0, np.random.default_rng(0)
 
     def _mask(self, p: np.ndarray):
-        from osvos_pl.tasks.temporal import keep_near
-
         if p.shape[0] == 4:
             p = (p[:2] + p[2:]) / 2
         q = (1 - self.weight) * p[0] + self.weight * p[1]
-        m = keep_near((q > self.th).astype(np.uint8), self.previous, self.grow)
-        self.previous = m
-        return q, m
+        return q, self.follow((q > self.th).astype(np.uint8))
 
     def _loss(self, image, target, keep):
         import torch
@@ -167,9 +165,12 @@ class Adaptation:
             eroded = cv2.erode(m.astype(np.uint8), np.ones((2 * self.core + 1,) * 2, np.uint8))
             count, parts, stats, _ = cv2.connectedComponentsWithStats(eroded, connectivity=8)
             pos &= (parts == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))) if count > 1 else False
-        small = lambda a: cv2.resize(a.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
-        target = torch.from_numpy(small(pos)).float()[None, None]
-        keep = torch.from_numpy(small(pos | far)).float()[None, None]
+
+        def at_input(a: np.ndarray) -> torch.Tensor:  # (H, W) bool -> (1, 1, h, w) 0/1 float
+            small = cv2.resize(a.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+            return torch.from_numpy(small).float()[None, None]
+
+        target, keep = at_input(pos), at_input(pos | far)
         self.net.train()
         with torch.enable_grad():
             for k in range(self.n):
@@ -246,16 +247,16 @@ def propagate(q: np.ndarray, flows: list, a: float, grow: float, th: float,
               carry_mask: bool) -> np.ndarray:
     """Each frame's probability ``q[t]`` mixed with the previous frame's result moved along the
     optical flow: ``(1 - a) q[t] + a warp(r[t-1])``, then thresholded and kept near the
-    previous mask (``keep_near``). ``carry_mask``: what is carried is the previous frame's
-    final mask (after the filter), else its mixed probability. Frame 0: its own probability."""
-    from osvos_pl.tasks.temporal import keep_near
+    previous mask (the product's ``follower``). ``carry_mask``: what is carried is the previous
+    frame's final mask (after the filter), else its mixed probability. Frame 0: its own
+    probability."""
+    from osvos_pl.tasks.temporal import follower
 
-    out, r, previous = [], None, None
+    out, r, follow = [], None, follower(grow)
     for t, qt in enumerate(q):
         r = qt if r is None else (1 - a) * qt + a * warped(r, flows[t])
-        m = keep_near((r > th).astype(np.uint8), previous, grow)
+        m = follow((r > th).astype(np.uint8))
         out.append(m)
-        previous = m
         if carry_mask:
             r = m.astype(np.float32)
     return np.stack(out) > 0
